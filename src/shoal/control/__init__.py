@@ -1,0 +1,1 @@
+"""Use-cases over the store: functions, versions, aliases, layers, code packages."""

@@ -1,0 +1,1 @@
+"""Core contract: dataclasses, names/ARNs, errors, clock, ids. Standard library only."""

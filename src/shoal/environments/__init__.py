@@ -1,0 +1,1 @@
+"""Execution environments: lifecycle (INIT/INVOKE/SHUTDOWN), the Runtime API server side, pools."""

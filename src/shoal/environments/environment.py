@@ -1,0 +1,349 @@
+"""One execution environment: a sandboxed runtime for one function version, one invocation at a time.
+
+Lifecycle: :meth:`Environment.start` (sandbox + runtime + INIT, bounded by the init timeout) → any number of
+:meth:`Environment.invoke` → :meth:`Environment.shutdown`. A timeout, crash or init failure leaves the
+environment dead; the pool replaces it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shoal.core import ids
+from shoal.core.arns import function_arn
+from shoal.core.types import FunctionConfig
+from shoal.environments.runtime_api import Event, Reply, RuntimeEndpoint
+from shoal.logs import format as fmt
+from shoal.runtimes.registry import Runtime
+from shoal.sandbox.base import SandboxBackend, SandboxProcess, SandboxSpec
+
+MAX_LINE = 256 * 1024  # one log event at most (CloudWatch's event size)
+_RUNTIME_DIR = "/var/runtime"
+
+
+@dataclass(slots=True)
+class Invocation:
+    request_id: str
+    payload: bytes
+    invoked_arn: str
+    client_context: str | None = None
+    trace_id: str | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    payload: bytes
+    function_error: bool = False
+    log_lines: list[str] = field(default_factory=list)  # START … REPORT, for LogType Tail
+    duration_ms: float = 0.0
+    init_ms: float | None = None
+    status: str = "success"  # success | error | timeout
+    error_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    region: str
+    init_timeout: float
+    endpoint: str  # the API's URL, offered to functions as AWS_ENDPOINT_URL_LAMBDA
+
+
+LogEmitter = Callable[[str, str, str, int, str], None]  # account, group, stream, timestamp ms, message
+
+
+def _error_body(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+class Environment:
+    def __init__(
+        self,
+        config: FunctionConfig,
+        runtime: Runtime,
+        backend: SandboxBackend,
+        code_dir: Path,
+        work_root: Path,
+        emit: LogEmitter,
+        settings: Settings,
+    ) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.backend = backend
+        self.code_dir = code_dir
+        self.id = uuid.uuid4().hex
+        self.work_dir = work_root / self.id
+        self.settings = settings
+        self._emit = emit
+        self.created_at = time.time()
+        self.stream = ids.log_stream_name(config.version, self.created_at)
+        self.group = config.effective_log_group
+        self.endpoint: RuntimeEndpoint | None = None
+        self.process: SandboxProcess | None = None
+        self.alive = False
+        self.stale = False  # its function version changed: retire instead of reusing
+        self.busy = False
+        self.idle_since = time.monotonic()
+        self.invocations = 0
+        self.init_ms: float | None = None
+        self._init_failure: tuple[str, bytes] | None = None
+        self._partial = b""
+        self._capture: list[str] | None = None
+
+    # ---- logging --------------------------------------------------------------------------------------
+
+    def log(self, message: str) -> None:
+        self._emit(self.config.account_id, self.group, self.stream, int(time.time() * 1000), message)
+        if self._capture is not None:
+            self._capture.append(message)
+
+    def _on_output(self) -> None:
+        assert self.process is not None
+        fd = self.process.output_fd
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._stop_reading()
+                return
+            data = self._partial + chunk
+            *lines, self._partial = data.split(b"\n")
+            for line in lines:
+                self.log(line[:MAX_LINE].decode("utf-8", "replace"))
+            if len(self._partial) > MAX_LINE:
+                self.log(self._partial[:MAX_LINE].decode("utf-8", "replace"))
+                self._partial = b""
+
+    def _stop_reading(self) -> None:
+        if self.process is not None and self.process.output_fd >= 0:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self.process.output_fd)
+            with contextlib.suppress(OSError):
+                os.close(self.process.output_fd)
+            self.process.output_fd = -1
+        if self._partial:
+            self.log(self._partial.decode("utf-8", "replace"))
+            self._partial = b""
+
+    # ---- lifecycle ------------------------------------------------------------------------------------
+
+    def _environment_variables(self, runtime_api: str, task_root: str, runtime_dir: str) -> dict[str, str]:
+        c = self.config
+        env = {
+            "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "LD_LIBRARY_PATH": f"/var/lang/lib:/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:"
+                               f"{task_root}:{task_root}/lib:/opt/lib",
+            "AWS_ENDPOINT_URL_LAMBDA": self.settings.endpoint,
+        }
+        env.update(c.environment or {})
+        env.update({
+            "_HANDLER": c.handler,
+            "AWS_REGION": self.settings.region,
+            "AWS_DEFAULT_REGION": self.settings.region,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{c.runtime}",
+            "AWS_LAMBDA_FUNCTION_NAME": c.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_size),
+            "AWS_LAMBDA_FUNCTION_VERSION": c.version,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_LOG_GROUP_NAME": self.group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": self.stream,
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
+            "AWS_ACCESS_KEY_ID": "SHOALFUNCTIONKEY0000",
+            "AWS_SECRET_ACCESS_KEY": "shoal-function-secret-not-a-real-credential",
+            "AWS_SESSION_TOKEN": "shoal-function-session",
+            "LAMBDA_TASK_ROOT": task_root,
+            "LAMBDA_RUNTIME_DIR": runtime_dir,
+        })
+        if c.log_format == "JSON":
+            env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+            if c.application_log_level:
+                env["AWS_LAMBDA_LOG_LEVEL"] = c.application_log_level
+        env.update(self.runtime.env)
+        return env
+
+    async def start(self) -> None:
+        """Create the sandbox, start the runtime and run INIT. Never raises for function faults: an init
+        failure is kept and answered to the first invocation."""
+        loop = asyncio.get_running_loop()
+        self.endpoint = RuntimeEndpoint()
+        address = await self.endpoint.listen()
+        spec = SandboxSpec(
+            env_id=self.id,
+            argv=[],
+            env={},
+            code_dir=self.code_dir,
+            work_dir=self.work_dir,
+            memory_mb=self.config.memory_size,
+            ephemeral_mb=self.config.ephemeral_storage,
+            extra_ro_binds=((self.runtime.bootstrap_dir, _RUNTIME_DIR),),
+        )
+        task_root = self.backend.task_root(spec)
+        runtime_dir = self.backend.sandbox_path(spec, self.runtime.bootstrap_dir, _RUNTIME_DIR)
+        spec = dataclasses.replace(spec, argv=self.runtime.argv(runtime_dir),
+                                   env=self._environment_variables(address, task_root, runtime_dir))
+        self.log(fmt.init_start(self.runtime.runtime_version,
+                                f"arn:aws:lambda:{self.settings.region}::runtime:{_runtime_sha(self.runtime)}"))
+        started = time.monotonic()
+        self.process = await self.backend.start(spec)
+        self.alive = True
+        self.process.exited.add_done_callback(self._on_exit)
+        loop.add_reader(self.process.output_fd, self._on_output)
+        waiters = {self.endpoint.ready, self.endpoint.init_error, self.process.exited}
+        done, _ = await asyncio.wait(waiters, timeout=self.settings.init_timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        self.init_ms = (time.monotonic() - started) * 1000
+        if self.endpoint.ready in done:
+            return
+        self._on_output()
+        if self.endpoint.init_error in done:
+            error_type, body = self.endpoint.init_error.result()
+            self.log(fmt.init_report(self.init_ms, "init", "error", error_type))
+            self._init_failure = (error_type, body)
+        elif self.process.exited in done:
+            reason = fmt.exit_reason(self.process.exited.result())
+            self.log(fmt.init_report(self.init_ms, "init", "error", "Runtime.ExitError"))
+            self._init_failure = ("Runtime.ExitError", _error_body(
+                "Runtime.ExitError", f"RequestId: {{request_id}} Error: Runtime exited with error: {reason}"))
+        else:
+            self.log(fmt.init_report(self.init_ms, "init", "timeout"))
+            self._init_failure = ("Sandbox.Timedout", b"")
+        await self._kill()
+
+    def _on_exit(self, _: asyncio.Future[int]) -> None:
+        self.alive = False
+
+    async def invoke(self, inv: Invocation) -> Outcome:
+        """Run one invocation. The caller guarantees one at a time."""
+        assert self.endpoint is not None and self.process is not None
+        self.invocations += 1
+        cold = self.invocations == 1
+        init_ms = self.init_ms if cold else None
+        self._capture = []
+        self.log(fmt.start(inv.request_id, self.config.version))
+        if self._init_failure is not None:
+            return self._finish_init_failure(inv, init_ms)
+
+        loop = asyncio.get_running_loop()
+        now = time.time()
+        event = Event(
+            request_id=inv.request_id,
+            payload=inv.payload,
+            deadline_ms=int((now + self.config.timeout) * 1000),
+            invoked_arn=inv.invoked_arn,
+            trace_id=inv.trace_id or ids.trace_id(now),
+            client_context=inv.client_context,
+        )
+        endpoint = self.endpoint
+        started = time.monotonic()
+        timer = loop.call_later(self.config.timeout, endpoint.finish, Reply("timeout"))
+        exit_watch = self.process.exited
+        on_exit = lambda fut: endpoint.finish(Reply("exit", returncode=fut.result()))  # noqa: E731
+        exit_watch.add_done_callback(on_exit)
+        endpoint.deliver(event)
+        try:
+            reply = await event.reply
+        finally:
+            timer.cancel()
+            exit_watch.remove_done_callback(on_exit)
+        duration_ms = (time.monotonic() - started) * 1000
+        self._on_output()  # the runtime flushed its output before posting: collect it before END
+        return await self._complete(inv, reply, duration_ms, init_ms)
+
+    async def _complete(self, inv: Invocation, reply: Reply, duration_ms: float, init_ms: float | None) -> Outcome:
+        rid = inv.request_id
+        status, error_type, function_error, payload = "success", None, False, reply.body
+        if reply.kind == "error":
+            function_error = True
+        elif reply.kind == "too_large":
+            function_error, status, error_type = True, "error", "Function.ResponseSizeTooLarge"
+            payload = _error_body(error_type, "Response payload size exceeded maximum allowed payload size "
+                                              "(6291556 bytes).")
+        elif reply.kind == "timeout":
+            function_error, status, error_type = True, "timeout", "Sandbox.Timedout"
+            duration_ms = self.config.timeout * 1000.0
+            self.log(fmt.timed_out(time.time(), rid, self.config.timeout))
+            payload = _error_body(error_type, f"RequestId: {rid} Error: Task timed out after "
+                                              f"{self.config.timeout:.2f} seconds")
+            await self._kill()
+        elif reply.kind == "exit":
+            function_error, status, error_type = True, "error", "Runtime.ExitError"
+            reason = fmt.exit_reason(reply.returncode if reply.returncode is not None else -9)
+            self._on_output()
+            self.log(fmt.runtime_exited(rid, reason))
+            self.log(error_type)
+            payload = _error_body(error_type, f"RequestId: {rid} Error: Runtime exited with error: {reason}")
+            await self._kill()
+        self.log(fmt.end(rid))
+        max_mem = self.process.peak_memory_mb() if self.process else 0
+        self.log(fmt.report(rid, duration_ms, self.config.memory_size, max_mem, init_ms, status
+                            if status != "success" else None, error_type))
+        lines, self._capture = self._capture or [], None
+        return Outcome(payload, function_error, lines, duration_ms, init_ms, status, error_type)
+
+    def _finish_init_failure(self, inv: Invocation, init_ms: float | None) -> Outcome:
+        assert self._init_failure is not None
+        error_type, body = self._init_failure
+        rid = inv.request_id
+        status = "error"
+        if error_type == "Sandbox.Timedout":
+            status = "timeout"
+            body = _error_body(error_type, f"RequestId: {rid} Error: Task timed out after "
+                                           f"{self.settings.init_timeout:.2f} seconds")
+        elif b"{request_id}" in body:
+            body = body.replace(b"{request_id}", rid.encode())
+        self.log(fmt.end(rid))
+        self.log(fmt.report(rid, 0.0, self.config.memory_size, 0, init_ms, status, error_type))
+        lines, self._capture = self._capture or [], None
+        return Outcome(body, True, lines, 0.0, init_ms, status, error_type)
+
+    async def _kill(self) -> None:
+        self.alive = False
+        if self.process is not None:
+            self.process.kill()
+            await self.process.exited
+            self._on_output_final()
+
+    def _on_output_final(self) -> None:
+        if self.process is not None and self.process.output_fd >= 0:
+            self._on_output()
+            self._stop_reading()
+
+    async def shutdown(self) -> None:
+        """End the environment: kill its process tree, close its endpoint, remove its scratch space."""
+        self.alive = False
+        if self.process is not None:
+            await self.process.destroy()
+            self._on_output_final()
+        if self.endpoint is not None:
+            self.endpoint.close()
+        await asyncio.to_thread(_remove_tree, self.work_dir)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _runtime_sha(runtime: Runtime) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"{runtime.id}:{runtime.version}".encode()).hexdigest()
+
+
+def invoked_arn(region: str, config: FunctionConfig, qualifier: str | None) -> str:
+    return function_arn(region, config.account_id, config.name, qualifier)

@@ -1,0 +1,118 @@
+"""Environment pools per function version: warm reuse, replacement on change, idle reaping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from shoal.core.tasks import Supervisor
+from shoal.core.types import FunctionConfig
+from shoal.environments.environment import Environment
+
+log = logging.getLogger("shoal.environments")
+
+Key = tuple[str, str, str]
+Factory = Callable[[FunctionConfig], Environment]
+
+
+def _key(config: FunctionConfig) -> Key:
+    return (config.account_id, config.name, config.version)
+
+
+class EnvironmentPool:
+    """Hands out one environment per invocation: the most recently used idle one, or a new one."""
+
+    def __init__(self, factory: Factory, supervisor: Supervisor, *, idle_ttl: float) -> None:
+        self._factory = factory
+        self._supervisor = supervisor
+        self.idle_ttl = idle_ttl
+        self._idle: dict[Key, list[Environment]] = {}
+        self._live: set[Environment] = set()
+        self.created = 0  # environments started (cold starts)
+
+    @property
+    def live(self) -> int:
+        return len(self._live)
+
+    def idle_count(self, config: FunctionConfig | None = None) -> int:
+        if config is not None:
+            return len(self._idle.get(_key(config), ()))
+        return sum(len(v) for v in self._idle.values())
+
+    async def acquire(self, config: FunctionConfig) -> Environment:
+        idle = self._idle.get(_key(config))
+        while idle:
+            env = idle.pop()
+            if env.alive and not env.stale and env.config.revision_id == config.revision_id:
+                env.busy = True
+                return env
+            self._retire(env)
+        env = self._factory(config)
+        env.busy = True
+        self._live.add(env)
+        self.created += 1
+        try:
+            await env.start()
+        except BaseException:
+            self._live.discard(env)
+            self._retire(env)
+            raise
+        return env
+
+    def release(self, env: Environment) -> None:
+        env.busy = False
+        if not env.alive or env.stale:
+            self._retire(env)
+            return
+        env.idle_since = time.monotonic()
+        self._idle.setdefault(_key(env.config), []).append(env)
+
+    def on_config_change(self, config: FunctionConfig, deleted: bool) -> None:
+        """A version changed or went away: its environments must not serve again."""
+        key = _key(config)
+        for env in list(self._live):
+            if _key(env.config) == key and (deleted or env.config.revision_id != config.revision_id):
+                env.stale = True
+        for env in self._idle.pop(key, []):
+            if env.stale:
+                self._retire(env)
+            else:
+                self._idle.setdefault(key, []).append(env)
+
+    def _retire(self, env: Environment) -> None:
+        self._live.discard(env)
+        idle = self._idle.get(_key(env.config))
+        if idle and env in idle:
+            idle.remove(env)
+        self._supervisor.spawn(env.shutdown(), f"shutdown-{env.id}")
+
+    def reap(self, now: float | None = None) -> int:
+        """Retire environments idle longer than the TTL; returns how many."""
+        now = time.monotonic() if now is None else now
+        reaped = 0
+        for key in list(self._idle):
+            envs = self._idle.pop(key)
+            keep = [e for e in envs if e.alive and now - e.idle_since < self.idle_ttl]
+            if keep:
+                self._idle[key] = keep
+            for env in envs:
+                if env not in keep:
+                    self._retire(env)
+                    reaped += 1
+        return reaped
+
+    async def reap_loop(self) -> None:
+        interval = max(0.05, min(self.idle_ttl / 4, 5.0))
+        while True:
+            await asyncio.sleep(interval)
+            n = self.reap()
+            if n:
+                log.debug("reaped %d idle environments", n)
+
+    async def close(self) -> None:
+        envs = list(self._live)
+        self._live.clear()
+        self._idle.clear()
+        await asyncio.gather(*(e.shutdown() for e in envs), return_exceptions=True)

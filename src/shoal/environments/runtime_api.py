@@ -1,0 +1,243 @@
+"""The server side of the Lambda Runtime API (2018-06-01), one endpoint per execution environment.
+
+Each environment gets its own listening socket; its address is the environment's ``AWS_LAMBDA_RUNTIME_API``.
+HTTP parsing is httptools'; the protocol below only routes the four Runtime API calls and answers with
+``Content-Length`` bodies on keep-alive connections. One invocation at a time: ``/next`` is parked until the
+environment is given an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import httptools
+
+MAX_RESPONSE_BYTES = 6_291_556  # spec §2.3: the response check is at 6,291,556
+MAX_ERROR_BYTES = 1_048_576
+_PREFIX = "/2018-06-01/runtime/"
+_INVOCATION_RE = re.compile(r"/2018-06-01/runtime/invocation/([^/]+)/(response|error)")
+
+
+@dataclass(slots=True)
+class Event:
+    """An invocation handed to the runtime."""
+
+    request_id: str
+    payload: bytes
+    deadline_ms: int
+    invoked_arn: str
+    trace_id: str
+    client_context: str | None = None
+    cognito_identity: str | None = None
+    reply: asyncio.Future[Reply] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """How an invocation ended, as the environment sees it."""
+
+    kind: str  # "response" | "error" | "too_large" | "exit" | "timeout"
+    body: bytes = b""
+    error_type: str | None = None
+    returncode: int | None = None
+
+
+def _json(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj).encode()
+
+
+class RuntimeEndpoint:
+    """The state an environment's Runtime API serves: readiness, the current event, init errors."""
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[None] = loop.create_future()  # first /next: INIT is done
+        self.init_error: asyncio.Future[tuple[str, bytes]] = loop.create_future()
+        self.current: Event | None = None
+        self._queued: Event | None = None
+        self._parked: _Connection | None = None
+        self._server: asyncio.Server | None = None
+        self.address = ""
+
+    async def listen(self, host: str = "127.0.0.1") -> str:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), host, 0, backlog=16)
+        port = self._server.sockets[0].getsockname()[1]
+        self.address = f"{host}:{port}"
+        return self.address
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._parked is not None:
+            self._parked.close()
+            self._parked = None
+
+    # ---- platform side --------------------------------------------------------------------------------
+
+    def deliver(self, event: Event) -> None:
+        """Hand ``event`` to the runtime: answer the parked ``/next`` now, or the next one that comes."""
+        self.current = event
+        if self._parked is not None:
+            conn, self._parked = self._parked, None
+            conn.send_event(event)
+        else:
+            self._queued = event
+
+    def finish(self, reply: Reply) -> None:
+        """End the current invocation (also used for exits and timeouts)."""
+        event = self.current
+        if event is not None and not event.reply.done():
+            event.reply.set_result(reply)
+        self.current = None
+        self._queued = None
+
+    # ---- runtime side ---------------------------------------------------------------------------------
+
+    def on_next(self, conn: _Connection) -> None:
+        if not self.ready.done():
+            self.ready.set_result(None)
+        if self._queued is not None:
+            event, self._queued = self._queued, None
+            conn.send_event(event)
+            return
+        if self._parked is not None and self._parked is not conn:
+            self._parked.close()
+        self._parked = conn
+
+    def on_result(self, request_id: str, kind: str, body: bytes, too_large: bool,
+                  error_type: str | None) -> tuple[int, bytes]:
+        event = self.current
+        if event is None or self._queued is event:
+            return 403, _json({"errorType": "InvalidStateTransition",
+                               "errorMessage": "no invocation is in progress in this environment"})
+        if request_id != event.request_id:
+            return 400, _json({"errorType": "InvalidRequestID",
+                               "errorMessage": f"Invalid request ID: {request_id!r}"})
+        if too_large:
+            self.finish(Reply("too_large"))
+            return 413, _json({"errorType": "RequestEntityTooLarge",
+                               "errorMessage": f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."})
+        self.finish(Reply(kind, body, error_type))
+        return 202, b'{"status":"OK"}'
+
+    def on_init_error(self, body: bytes, error_type: str | None) -> tuple[int, bytes]:
+        if self.ready.done():
+            return 403, _json({"errorType": "InvalidStateTransition",
+                               "errorMessage": "init/error after the runtime finished INIT"})
+        if not self.init_error.done():
+            self.init_error.set_result((error_type or "Runtime.Unknown", body))
+        return 202, b'{"status":"OK"}'
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection from the runtime, parsed by httptools."""
+
+    def __init__(self, endpoint: RuntimeEndpoint) -> None:
+        self.endpoint = endpoint
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._body: list[bytes] = []
+        self._body_len = 0
+        self._limit = MAX_RESPONSE_BYTES
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._send(400, _json({"errorType": "TruncatedHTTPRequest", "errorMessage": "malformed request"}))
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.endpoint._parked is self:
+            self.endpoint._parked = None
+        self.transport = None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._body = []
+        self._body_len = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.lower()] = value
+
+    def on_body(self, body: bytes) -> None:
+        self._body_len += len(body)
+        if self._body_len <= self._limit:
+            self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        method = self.parser.get_method()
+        path = self._url.split(b"?", 1)[0].decode("latin-1")
+        endpoint = self.endpoint
+        if method == b"GET" and path == _PREFIX + "invocation/next":
+            endpoint.on_next(self)
+            return
+        if method != b"POST" or not path.startswith(_PREFIX):
+            self._send(404, _json({"errorType": "NotFound", "errorMessage": f"unknown path {path}"}))
+            return
+        error_type_header = self._headers.get(b"lambda-runtime-function-error-type")
+        error_type = error_type_header.decode("latin-1") if error_type_header else None
+        body = b"".join(self._body)
+        if path == _PREFIX + "init/error":
+            self._send(*endpoint.on_init_error(body, error_type))
+            return
+        match = _INVOCATION_RE.fullmatch(path)
+        if match is None:
+            self._send(404, _json({"errorType": "NotFound", "errorMessage": f"unknown path {path}"}))
+            return
+        request_id, action = match.groups()
+        if action == "response":
+            status, reply = endpoint.on_result(request_id, "response", body, self._body_len > self._limit, None)
+        else:
+            status, reply = endpoint.on_result(request_id, "error", body[:MAX_ERROR_BYTES], False,
+                                               error_type or "Unhandled")
+        self._send(status, reply)
+
+    # responses
+    def send_event(self, event: Event) -> None:
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Lambda-Runtime-Aws-Request-Id", event.request_id),
+            ("Lambda-Runtime-Deadline-Ms", str(event.deadline_ms)),
+            ("Lambda-Runtime-Invoked-Function-Arn", event.invoked_arn),
+            ("Lambda-Runtime-Trace-Id", event.trace_id),
+        ]
+        if event.client_context is not None:
+            headers.append(("Lambda-Runtime-Client-Context", event.client_context))
+        if event.cognito_identity is not None:
+            headers.append(("Lambda-Runtime-Cognito-Identity", event.cognito_identity))
+        self._send(200, event.payload, headers)
+
+    def _send(self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> None:
+        if self.transport is None:
+            return
+        reason = {200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+                  413: "Payload Too Large"}.get(status, "Error")
+        head = [f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\n"]
+        if headers is None:
+            head.append("Content-Type: application/json\r\n")
+        else:
+            head.extend(f"{k}: {v}\r\n" for k, v in headers)
+        head.append("\r\n")
+        self.transport.write("".join(head).encode("latin-1") + body)

@@ -1,0 +1,1 @@
+"""The hot path: resolve the qualifier, acquire an environment, run, record."""

@@ -1,0 +1,1 @@
+"""Mechanism: run an argv under limits, in an isolated view. Knows nothing of functions."""

@@ -1,0 +1,146 @@
+"""Wires implementations together — the only module that chooses them — and owns the server's lifetime.
+
+Every background loop (log flushing, environment reaping, settle tasks, environment shut-downs) belongs to
+the :class:`Supervisor`; stopping is: stop accepting requests, shut every environment down, flush logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import uvicorn
+
+from shoal.api.app import ShoalApp
+from shoal.api.call import Services
+from shoal.api.codeurls import CodeUrlSigner
+from shoal.config import Config
+from shoal.control.functions import FunctionService
+from shoal.core.tasks import Supervisor
+from shoal.core.types import FunctionConfig
+from shoal.environments.environment import Environment, Settings
+from shoal.environments.pool import EnvironmentPool
+from shoal.invoke.invoker import LocalInvoker
+from shoal.logs.store import FileLogStore
+from shoal.runtimes.python import PythonFamily
+from shoal.runtimes.registry import RuntimeRegistry
+from shoal.sandbox import namespace
+from shoal.sandbox.base import SandboxBackend
+from shoal.sandbox.process import ProcessBackend
+from shoal.store.catalog import FunctionCatalog
+from shoal.store.code import FileCodeStore
+from shoal.store.sql import SqlFunctionStore, sqlite_engine
+
+log = logging.getLogger("shoal")
+
+
+def choose_backend(setting: str) -> tuple[SandboxBackend, str]:
+    """The sandbox backend for ``setting``, and a note for the start-up log when it is not isolating."""
+    if setting in ("auto", "namespace"):
+        ok, why = namespace.available()
+        if ok:
+            return namespace.NamespaceBackend(), ""
+        if setting == "namespace":
+            raise RuntimeError(f"sandbox=namespace was asked for, but {why}")
+        return ProcessBackend(), f"namespace sandbox unavailable ({why})"
+    return ProcessBackend(), "process sandbox chosen by setting"
+
+
+@dataclass
+class Stack:
+    """The running parts of one node, without HTTP."""
+
+    config: Config
+    supervisor: Supervisor
+    catalog: FunctionCatalog
+    store: SqlFunctionStore
+    code: FileCodeStore
+    logs: FileLogStore
+    runtimes: RuntimeRegistry
+    backend: SandboxBackend
+    pool: EnvironmentPool
+    invoker: LocalInvoker
+    functions: FunctionService
+    services: Services
+
+    async def close(self) -> None:
+        await self.pool.close()
+        await self.supervisor.close()
+        await asyncio.to_thread(self.logs.flush)
+        self.store.close()
+
+
+async def build(config: Config, *, backend: SandboxBackend | None = None) -> Stack:
+    data = config.data_path
+    data.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor()
+    store = SqlFunctionStore(sqlite_engine(data / "shoal.db"))
+    catalog = FunctionCatalog(store)
+    await asyncio.to_thread(catalog.load)
+    code = FileCodeStore(data / "code")
+    logs = FileLogStore(data / "logs", group_max_bytes=config.log_group_max_bytes)
+    runtimes = RuntimeRegistry()
+    runtimes.register(PythonFamily())
+    await asyncio.to_thread(runtimes.discover, config.runtimes)
+    note = ""
+    if backend is None:
+        backend, note = await asyncio.to_thread(choose_backend, config.sandbox)
+    work_root = data / "environments"
+    backend.cleanup_stale(work_root)  # what a crashed previous run left behind
+    work_root.mkdir(parents=True, exist_ok=True)
+    settings = Settings(region=config.region, init_timeout=config.init_timeout, endpoint=config.endpoint)
+
+    def make_environment(fc: FunctionConfig) -> Environment:
+        runtime = runtimes.require(fc.runtime)
+        return Environment(fc, runtime, backend, code.task_root(fc.code_key), work_root, logs.emit, settings)
+
+    pool = EnvironmentPool(make_environment, supervisor, idle_ttl=config.idle_ttl)
+    catalog.subscribe(pool.on_config_change)
+    invoker = LocalInvoker(catalog, pool, config.region)
+    functions = FunctionService(catalog, code, runtimes, supervisor, config.region)
+    services = Services(config, functions, invoker, logs, CodeUrlSigner(data / "secret"))
+    stack = Stack(config, supervisor, catalog, store, code, logs, runtimes, backend, pool, invoker, functions,
+                  services)
+    supervisor.spawn(_flush_loop(logs, config.log_flush_interval), "log-flush")
+    supervisor.spawn(pool.reap_loop(), "reaper")
+    functions.resume_unsettled()
+    if note:
+        log.warning("SANDBOX: functions are NOT isolated from each other or from this host: %s. "
+                    "Run as root on Linux for the namespace sandbox.", note)
+    return stack
+
+
+async def _flush_loop(logs: FileLogStore, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        await asyncio.to_thread(logs.flush)
+
+
+async def serve(config: Config) -> None:
+    stack = await build(config)
+    server = uvicorn.Server(uvicorn.Config(
+        ShoalApp(stack.services), host=config.host, port=config.port, lifespan="off",
+        log_level="warning", access_log=False, server_header=False, date_header=False,
+    ))
+    log.info("Shoal listening on %s (sandbox: %s%s; data: %s; runtimes: %s; auth: off — any credentials "
+             "are accepted)", config.endpoint, stack.backend.name,
+             "" if stack.backend.isolates else ", NOT isolating", config.data_path,
+             ", ".join(stack.runtimes.ids) or "none")
+    try:
+        await server.serve()
+    finally:
+        await stack.close()
+
+
+def run(config: Config) -> None:
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable without it
+        runner = asyncio.run
+    with contextlib.suppress(KeyboardInterrupt):
+        runner(serve(config))

@@ -1,0 +1,1 @@
+"""Persistence: function records (SQLite/PostgreSQL via SQLAlchemy Core) and code packages."""

@@ -1,0 +1,65 @@
+"""An in-memory, write-through view of a ``FunctionStore``.
+
+The invoke hot path reads configurations from here — a dict lookup, no database round trip. Every write goes
+through the catalog, which updates the store first and then the memory, and tells subscribers (the
+environment pools retire environments of a changed version).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from shoal.core.types import FunctionConfig
+from shoal.store.protocols import FunctionStore
+
+Key = tuple[str, str, str]  # (account, name, version)
+Listener = Callable[[FunctionConfig, bool], None]  # (config, deleted)
+
+
+class FunctionCatalog:
+    def __init__(self, store: FunctionStore) -> None:
+        self.store = store
+        self._configs: dict[Key, FunctionConfig] = {}
+        self._listeners: list[Listener] = []
+
+    def load(self) -> None:
+        self._configs = {(c.account_id, c.name, c.version): c for c in self.store.list()}
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def get(self, account_id: str, name: str, version: str) -> FunctionConfig | None:
+        return self._configs.get((account_id, name, version))
+
+    def versions(self, account_id: str, name: str) -> list[FunctionConfig]:
+        return [c for (a, n, _), c in self._configs.items() if a == account_id and n == name]
+
+    def all(self, account_id: str | None = None) -> list[FunctionConfig]:
+        return [c for c in self._configs.values() if account_id is None or c.account_id == account_id]
+
+    # Writes run the store call in a worker thread and then update memory on the event loop, so listeners
+    # (which touch asyncio objects) always run on the loop.
+
+    async def create(self, config: FunctionConfig) -> None:
+        await asyncio.to_thread(self.store.create, config)
+        self._set(config)
+
+    async def put(self, config: FunctionConfig, *, expected_revision: str | None = None) -> None:
+        await asyncio.to_thread(lambda: self.store.put(config, expected_revision=expected_revision))
+        self._set(config)
+
+    async def delete(self, account_id: str, name: str, version: str | None = None) -> list[FunctionConfig]:
+        deleted = await asyncio.to_thread(self.store.delete, account_id, name, version)
+        for config in deleted:
+            self._configs.pop((config.account_id, config.name, config.version), None)
+            self._notify(config, True)
+        return deleted
+
+    def _set(self, config: FunctionConfig) -> None:
+        self._configs[(config.account_id, config.name, config.version)] = config
+        self._notify(config, False)
+
+    def _notify(self, config: FunctionConfig, deleted: bool) -> None:
+        for listener in self._listeners:
+            listener(config, deleted)
