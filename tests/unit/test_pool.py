@@ -1,0 +1,129 @@
+"""EnvironmentPool with fake environments (fakes over mocks): reuse, replacement, reaping."""
+
+import asyncio
+
+from shoal.core.tasks import Supervisor
+from shoal.core.types import FunctionConfig
+from shoal.environments.pool import EnvironmentPool
+
+SHA = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+
+
+def config(revision="r1", name="f"):
+    return FunctionConfig(account_id="123456789012", name=name, runtime="python3.12", role="r",
+                          handler="app.handler", code_sha256=SHA, code_size=1, last_modified="x",
+                          revision_id=revision)
+
+
+class FakeEnvironment:
+    def __init__(self, cfg):
+        self.config = cfg
+        self.id = f"env-{id(self)}"
+        self.alive = False
+        self.stale = False
+        self.busy = False
+        self.idle_since = 0.0
+        self.shut = False
+
+    async def start(self):
+        self.alive = True
+
+    async def shutdown(self):
+        self.alive = False
+        self.shut = True
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def make_pool(ttl=60.0):
+    made = []
+
+    def factory(cfg):
+        env = FakeEnvironment(cfg)
+        made.append(env)
+        return env
+
+    sup = Supervisor()
+    return EnvironmentPool(factory, sup, idle_ttl=ttl), made, sup
+
+
+def test_warm_reuse_and_concurrency_creates_more():
+    async def scenario():
+        pool, made, sup = make_pool()
+        a = await pool.acquire(config())
+        b = await pool.acquire(config())  # a is busy: a second environment
+        assert a is not b and pool.created == 2
+        pool.release(a)
+        assert await pool.acquire(config()) is a
+        pool.release(a)
+        pool.release(b)
+        assert pool.idle_count() == 2
+        await pool.close()
+        await sup.close()
+
+    run(scenario())
+
+
+def test_changed_config_retires_old_environments():
+    async def scenario():
+        pool, made, sup = make_pool()
+        old = await pool.acquire(config("r1"))
+        busy = await pool.acquire(config("r1"))
+        pool.release(old)
+        pool.on_config_change(config("r2"), deleted=False)
+        assert busy.stale
+        await asyncio.sleep(0)
+        assert old.shut  # idle one retired at once
+        pool.release(busy)  # busy one retired when released
+        await asyncio.sleep(0)
+        assert busy.shut
+        fresh = await pool.acquire(config("r2"))
+        assert fresh not in (old, busy)
+        await pool.close()
+        await sup.close()
+
+    run(scenario())
+
+
+def test_dead_environment_is_not_reused():
+    async def scenario():
+        pool, made, sup = make_pool()
+        env = await pool.acquire(config())
+        env.alive = False  # crashed or timed out
+        pool.release(env)
+        assert pool.idle_count() == 0
+        assert await pool.acquire(config()) is not env
+        await pool.close()
+        await sup.close()
+
+    run(scenario())
+
+
+def test_reap_uses_idle_time_not_sleep():
+    async def scenario():
+        pool, made, sup = make_pool(ttl=10)
+        env = await pool.acquire(config())
+        pool.release(env)
+        idle_since = env.idle_since
+        assert pool.reap(now=idle_since + 9) == 0
+        assert pool.reap(now=idle_since + 10.5) == 1
+        await asyncio.sleep(0)
+        assert env.shut and pool.live == 0
+        await sup.close()
+
+    run(scenario())
+
+
+def test_deleted_function_environments_retire():
+    async def scenario():
+        pool, made, sup = make_pool()
+        env = await pool.acquire(config())
+        pool.release(env)
+        pool.on_config_change(config(), deleted=True)
+        await asyncio.sleep(0)
+        assert env.shut
+        await sup.close()
+
+    run(scenario())
