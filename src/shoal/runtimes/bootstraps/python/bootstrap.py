@@ -1,0 +1,1019 @@
+"""Shoal's Python language bootstrap: a Lambda Runtime API (2018-06-01) client.
+
+Started by the platform as ``<python3.X> -I -S bootstrap.py`` inside the sandbox, with the working directory
+set to the function's code and the reserved environment variables of a Lambda execution environment.  It
+behaves like AWS's Python runtime interface client (``awslambdaric``): same handler resolution, error shapes,
+context object, log format and stdout handling.
+
+It imports nothing from ``shoal`` and is on the cold-start path, so it keeps its own start-up lean:
+- HTTP/1.1 is spoken by hand over one keep-alive ``_socket`` (no ``http.client``/``socket``/``enum``);
+- JSON goes through the ``_json`` C accelerator directly (``json`` pulls in ``re``; it is imported only to
+  word the error for a document that does not parse);
+- ``traceback`` is imported on the first error; ``logging`` is configured the moment user code imports it
+  (an import hook), never eagerly.
+
+Log framing: on AWS every ``logging`` record or unhandled-error report is one log event.  The platform splits
+the output pipe into events on ``\\n`` only, so a multi-line record is written as one line whose inner
+newlines are replaced with ``\\r``.  ``print()`` output is raw.
+"""
+
+import _json
+import _socket
+import os
+import sys
+import time
+
+# ------------------------------------------------------------------------------------------------
+# Error types and literals (awslambdaric lambda_runtime_exception.py / lambda_literals.py)
+
+MARSHAL_ERROR = "Runtime.MarshalError"
+UNMARSHAL_ERROR = "Runtime.UnmarshalError"
+USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
+HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
+IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"
+BUILT_IN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
+MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
+LAMBDA_CONTEXT_UNMARSHAL_ERROR = "Runtime.LambdaContextUnmarshalError"
+
+UNHANDLED_EXCEPTION_WARNING = (
+    "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function code. "
+    "However, in rare cases, a Lambda runtime update can cause unexpected function behavior. "
+    "For functions using managed runtimes, runtime updates can be triggered by a function change, "
+    "or can be applied automatically. To determine if the runtime has been updated, check the runtime "
+    "version in the INIT_START log entry. If this error correlates with a change in the runtime version, "
+    "you may be able to mitigate this error by temporarily rolling back to the previous runtime version. "
+    "For more information, see https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html"
+)
+
+API_PREFIX = "/2018-06-01/runtime"
+ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+XRAY_ERROR_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
+# awslambdaric drops the X-Ray cause header at 1 MiB; stay well below what HTTP servers accept in a header.
+XRAY_ERROR_CAUSE_MAX = 32 * 1024
+ERROR_LOG_IDENT = "\u00a0"  # awslambdaric indents traceback lines in logs with NO-BREAK SPACE
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+TEXT_LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
+LOG_LEVELS = {"CRITICAL": 50, "FATAL": 50, "ERROR": 40, "WARN": 30, "WARNING": 30, "INFO": 20, "DEBUG": 10}
+JSON_RESERVED_FIELDS = frozenset(
+    (
+        "name msg args levelname levelno pathname filename module exc_info exc_text stack_info lineno "
+        "funcName created msecs relativeCreated thread threadName processName process aws_request_id "
+        "tenant_id _frame_type"
+    ).split()
+)
+
+
+class FaultException(Exception):
+    """A runtime-detected fault, reported with its own error type (never a user exception)."""
+
+    def __init__(self, exception_type, msg, trace=None):
+        super().__init__(msg)
+        self.exception_type = exception_type
+        self.msg = msg
+        self.trace = trace
+
+
+# ------------------------------------------------------------------------------------------------
+# Process-wide state
+
+_LOG_JSON = (os.environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+_raw_level = os.environ.get("AWS_LAMBDA_LOG_LEVEL")
+_LOG_LEVEL = {None: "", "TRACE": "DEBUG"}.get(_raw_level, _raw_level or "").upper()
+del _raw_level
+
+_request_id = None  # current invocation, read by the logging filter
+_tenant_id = None
+_log_fd = -1  # private duplicate of fd 1: logs survive a handler that replaces sys.stdout or closes fd 1
+
+
+def _high_fd(fd):
+    """Move ``fd`` above 2: a handler that closed stdout must not get our socket as its fd 1."""
+    if fd > 2:
+        return fd
+    import fcntl
+
+    new_fd = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return new_fd
+
+
+def _write_fd(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _log_write(text):
+    """Write one log event (no newline inside it) to the real stdout."""
+    global _log_fd
+    data = text.encode("utf-8", "backslashreplace")
+    if _log_fd >= 0:
+        try:
+            _write_fd(_log_fd, data)
+            return
+        except OSError:
+            _log_fd = -1
+    try:
+        stream = sys.__stdout__
+        stream.write(text)
+        stream.flush()
+    except Exception:
+        pass
+
+
+def _log_event(message):
+    """One log event: inner newlines become ``\\r`` so that the record stays one line in the output pipe."""
+    if message.endswith("\n"):
+        message = message[:-1]
+    _log_write(message.replace("\n", "\r") + "\n")
+
+
+def _flush_std_streams():
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+class Unbuffered:
+    """sys.stdout/sys.stderr wrapper flushing after every write, like awslambdaric's."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, exc_tb):
+        pass
+
+    def __getattr__(self, attr):
+        return getattr(self.stream, attr)
+
+    def write(self, msg):
+        result = self.stream.write(msg)
+        self.stream.flush()
+        return result
+
+    def writelines(self, msgs):
+        self.stream.writelines(msgs)
+        self.stream.flush()
+
+
+class _Quitter:
+    """``exit``/``quit`` builtins, which ``-S`` (no ``site``) leaves undefined."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"Use {self.name}() or Ctrl-D (i.e. EOF) to exit"
+
+    def __call__(self, code=None):
+        try:
+            sys.stdin.close()
+        except Exception:
+            pass
+        raise SystemExit(code)
+
+
+# ------------------------------------------------------------------------------------------------
+# JSON through the _json accelerator (output identical to json.dumps / json.loads defaults)
+
+
+class _DecodeContext:
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}.__getitem__
+    memo = None
+
+
+_scan_once = _json.make_scanner(_DecodeContext)
+_WHITESPACE = " \t\n\r"
+
+
+def json_loads(data):
+    """``json.loads`` for bytes or str; on any doubt the real ``json`` module decides (and words errors)."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+        if text[:1] == "\ufeff":
+            raise ValueError("BOM")
+        start, end = 0, len(text)
+        while start < end and text[start] in _WHITESPACE:
+            start += 1
+        while end > start and text[end - 1] in _WHITESPACE:
+            end -= 1
+        value, stop = _scan_once(text, start)
+        if stop == end:
+            return value
+    except Exception:
+        pass
+    import json
+
+    return json.loads(data)
+
+
+_raw_nonce = None
+
+
+def json_dumps(obj, ensure_ascii=True, decimals=False):
+    """``json.dumps(obj)`` with default separators; ``decimals`` encodes ``Decimal`` as a bare number, as the
+    RIC's simplejson-based marshaller does."""
+    global _raw_nonce
+    raws = []
+
+    def default(o):
+        if decimals:
+            decimal = sys.modules.get("decimal")
+            if decimal is not None and isinstance(o, decimal.Decimal):
+                if o.is_nan():
+                    return float("nan")
+                raws.append(str(o))
+                return f"\x00{_raw_nonce}:{len(raws) - 1}\x00"
+        raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
+
+    if decimals and _raw_nonce is None:
+        _raw_nonce = os.urandom(8).hex()
+    quote = _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring
+    encoder = _json.make_encoder({}, default, quote, None, ": ", ", ", False, False, True)
+    text = "".join(encoder(obj, 0))
+    for index, raw in enumerate(raws):
+        text = text.replace(quote(f"\x00{_raw_nonce}:{index}\x00"), raw, 1)
+    return text
+
+
+# ------------------------------------------------------------------------------------------------
+# Runtime API client: HTTP/1.1 over one persistent connection
+
+
+class RuntimeAPIError(Exception):
+    pass
+
+
+class RuntimeClient:
+    def __init__(self, address):
+        self.address = address
+        host, sep, port = address.rpartition(":")
+        if not sep or not port.isdigit():
+            host, port = address, "80"
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        self.host = host
+        self.port = int(port)
+        self.sock = None
+        self.buf = bytearray()
+        self.reused = False
+        self.got_bytes = False
+        self.user_agent = "aws-lambda-python/{}.{}.{}-shoal".format(*sys.version_info[:3])
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = None
+        self.buf = bytearray()
+
+    def _connect(self):
+        error = None
+        for family, kind, proto, _, addr in _socket.getaddrinfo(self.host, self.port, 0, _socket.SOCK_STREAM):
+            sock = _socket.socket(family, kind, proto)
+            try:
+                sock.connect(addr)
+            except OSError as exc:
+                sock.close()
+                error = exc
+                continue
+            if family in (_socket.AF_INET, _socket.AF_INET6):
+                sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            if sock.fileno() <= 2:
+                sock = _socket.socket(family, kind, proto, _high_fd(sock.detach()))
+            self.sock = sock
+            self.buf = bytearray()
+            self.reused = False
+            return
+        raise error or OSError(f"cannot resolve {self.address}")
+
+    def _peer_closed(self):
+        """True when the server closed the idle keep-alive connection (or sent something unexpected)."""
+        try:
+            self.sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            pass
+        return True
+
+    def request(self, method, path, body=None, headers=()):
+        """Send one request and return ``(status, headers, body)``; header names are lower-cased."""
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.address}", f"User-Agent: {self.user_agent}"]
+        if body is not None:
+            head.append(f"Content-Length: {len(body)}")
+        for name, value in headers:
+            head.append(f"{name}: {value.replace(chr(13), ' ').replace(chr(10), ' ')}")
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("utf-8", "replace")
+        if body and len(body) <= 65536:
+            data, body = data + body, None
+        for attempt in (1, 2):
+            if self.sock is not None and self.reused and self._peer_closed():
+                self.close()
+            if self.sock is None:
+                self._connect()
+            reused = self.reused
+            self.got_bytes = False
+            try:
+                self.sock.sendall(data)
+                if body:
+                    self.sock.sendall(body)
+                response = self._read_response()
+            except OSError:
+                self.close()
+                # a keep-alive connection may die under us; retry once if the server never answered
+                if attempt == 1 and reused and not self.got_bytes:
+                    continue
+                raise
+            self.reused = True
+            return response
+        raise AssertionError("unreachable")
+
+    def _recv_more(self):
+        chunk = self.sock.recv(262144)
+        if not chunk:
+            raise ConnectionResetError("Runtime API closed the connection")
+        self.got_bytes = True
+        self.buf += chunk
+
+    def _read_exact(self, size):
+        while len(self.buf) < size:
+            self._recv_more()
+        data = bytes(self.buf[:size])
+        del self.buf[:size]
+        return data
+
+    def _read_line(self):
+        while True:
+            index = self.buf.find(b"\r\n")
+            if index >= 0:
+                line = bytes(self.buf[:index])
+                del self.buf[: index + 2]
+                return line
+            self._recv_more()
+
+    def _read_response(self):
+        while True:
+            while True:
+                index = self.buf.find(b"\r\n\r\n")
+                if index >= 0:
+                    break
+                self._recv_more()
+            head = bytes(self.buf[:index]).decode("latin-1")
+            del self.buf[: index + 4]
+            lines = head.split("\r\n")
+            parts = lines[0].split(None, 2)
+            if len(parts) < 2 or not parts[1].isdigit():
+                raise ConnectionResetError(f"malformed response from Runtime API: {lines[0]!r}")
+            status = int(parts[1])
+            if 100 <= status < 200:
+                continue  # interim response
+            break
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        keep_alive = parts[0] != "HTTP/1.0"
+        connection = headers.get("connection", "").lower()
+        if "close" in connection:
+            keep_alive = False
+        elif "keep-alive" in connection:
+            keep_alive = True
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self._read_line().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self._read_line():  # trailers
+                        pass
+                    break
+                chunks.append(self._read_exact(size))
+                self._read_exact(2)
+            body = b"".join(chunks)
+        elif "content-length" in headers:
+            body = self._read_exact(int(headers["content-length"]))
+        elif status in (204, 304):
+            body = b""
+        else:
+            while True:  # body delimited by the end of the connection
+                try:
+                    self._recv_more()
+                except ConnectionResetError:
+                    break
+            body, keep_alive = bytes(self.buf), False
+        if not keep_alive:
+            self.close()
+        return status, headers, body
+
+    # --- the Runtime API endpoints ---
+
+    def next_invocation(self):
+        status, headers, body = self.request("GET", API_PREFIX + "/invocation/next")
+        if status != 200:
+            raise RuntimeAPIError(
+                f"Request to Lambda Runtime 'next' endpoint failed. Reason: '{status}'. "
+                f"Response body: '{body!r}'"
+            )
+        return headers, body
+
+    def _post(self, path, body, headers):
+        _flush_std_streams()  # the platform drains the output pipe when it receives the POST
+        status, _, response = self.request("POST", API_PREFIX + path, body, headers)
+        if status >= 500:
+            raise RuntimeAPIError(f"Runtime API {path} answered {status}: {response!r}")
+        if not 200 <= status < 300:
+            _stderr_line(f"Runtime API {path} answered {status}: {response[:512]!r}")
+
+    def post_invocation_result(self, request_id, payload, content_type):
+        self._post(f"/invocation/{request_id}/response", payload, [("Content-Type", content_type)])
+
+    def post_invocation_error(self, request_id, error_json, xray_fault_json):
+        headers = [("Content-Type", "application/json")]
+        if xray_fault_json and len(xray_fault_json) < XRAY_ERROR_CAUSE_MAX:
+            headers.append((XRAY_ERROR_CAUSE_HEADER, xray_fault_json))
+        self._post(f"/invocation/{request_id}/error", error_json.encode("utf-8"), headers)
+
+    def post_init_error(self, error_result):
+        headers = [("Content-Type", "application/json"), (ERROR_TYPE_HEADER, error_result["errorType"])]
+        self._post("/init/error", json_dumps(error_result).encode("utf-8"), headers)
+
+
+def _stderr_line(message):
+    try:
+        _write_fd(2, (message.replace("\n", "\r") + "\n").encode("utf-8", "backslashreplace"))
+    except OSError:
+        pass
+
+
+# ------------------------------------------------------------------------------------------------
+# Context object (awslambdaric lambda_context.py)
+
+W3C_ALLOWED_FIELDS = ("traceparent", "tracestate", "baggage")
+
+
+class LambdaContext:
+    def __init__(
+        self,
+        invoke_id,
+        client_context,
+        cognito_identity,
+        epoch_deadline_time_in_ms,
+        invoked_function_arn=None,
+        tenant_id=None,
+    ):
+        environ = os.environ
+        self.aws_request_id = invoke_id
+        self.log_group_name = environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.function_name = environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.memory_limit_in_mb = environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.function_version = environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.invoked_function_arn = invoked_function_arn
+        self.tenant_id = tenant_id
+        self._w3c_fields = self._extract_and_strip_w3c(client_context)
+
+        self.client_context = make_obj_from_dict(ClientContext, client_context)
+        if self.client_context is not None:
+            self.client_context.client = make_obj_from_dict(Client, self.client_context.client)
+
+        self.identity = make_obj_from_dict(CognitoIdentity, {})
+        if cognito_identity is not None:
+            self.identity.cognito_identity_id = cognito_identity.get("cognitoIdentityId")
+            self.identity.cognito_identity_pool_id = cognito_identity.get("cognitoIdentityPoolId")
+
+        self._epoch_deadline_time_in_ms = epoch_deadline_time_in_ms
+
+    def get_remaining_time_in_millis(self):
+        delta_ms = self._epoch_deadline_time_in_ms - int(time.time() * 1000)
+        return delta_ms if delta_ms > 0 else 0
+
+    def w3c(self):
+        """The W3C trace-context fields the caller passed in ``clientContext.w3c``."""
+        return dict(self._w3c_fields)
+
+    @staticmethod
+    def _extract_and_strip_w3c(client_context):
+        if not isinstance(client_context, dict) or "w3c" not in client_context:
+            return {}
+        raw = client_context.pop("w3c")
+        if not isinstance(raw, dict):
+            return {}
+        return {key: raw[key] for key in W3C_ALLOWED_FIELDS if isinstance(raw.get(key), str)}
+
+    def log(self, msg):
+        _log_event(str(msg))
+
+    def __repr__(self):
+        return (
+            f"{self.__class__.__name__}(["
+            f"aws_request_id={self.aws_request_id},"
+            f"log_group_name={self.log_group_name},"
+            f"log_stream_name={self.log_stream_name},"
+            f"function_name={self.function_name},"
+            f"memory_limit_in_mb={self.memory_limit_in_mb},"
+            f"function_version={self.function_version},"
+            f"invoked_function_arn={self.invoked_function_arn},"
+            f"client_context={self.client_context},"
+            f"identity={self.identity},"
+            f"tenant_id={self.tenant_id}"
+            "])"
+        )
+
+
+class CognitoIdentity:
+    __slots__ = ["cognito_identity_id", "cognito_identity_pool_id"]
+
+    def __repr__(self):
+        return (
+            f"{self.__class__.__name__}(["
+            f"cognito_identity_id={self.cognito_identity_id},"
+            f"cognito_identity_pool_id={self.cognito_identity_pool_id}"
+            "])"
+        )
+
+
+class Client:
+    __slots__ = ["app_package_name", "app_title", "app_version_code", "app_version_name", "installation_id"]
+
+    def __repr__(self):
+        return (
+            f"{self.__class__.__name__}(["
+            f"installation_id={self.installation_id},"
+            f"app_title={self.app_title},"
+            f"app_version_name={self.app_version_name},"
+            f"app_version_code={self.app_version_code},"
+            f"app_package_name={self.app_package_name}"
+            "])"
+        )
+
+
+class ClientContext:
+    __slots__ = ["client", "custom", "env"]
+
+    def __repr__(self):
+        return f"{self.__class__.__name__}([custom={self.custom},env={self.env},client={self.client}])"
+
+
+def make_obj_from_dict(cls, values):
+    if values is None:
+        return None
+    obj = cls()
+    for field in cls.__slots__:
+        setattr(obj, field, values.get(field, None))
+    return obj
+
+
+# ------------------------------------------------------------------------------------------------
+# Error reporting (awslambdaric bootstrap.py)
+
+
+def make_error(error_message, error_type, stack_trace, invoke_id=None):
+    return {
+        "errorMessage": error_message if error_message else "",
+        "errorType": error_type if error_type else "",
+        "requestId": invoke_id if invoke_id is not None else "",
+        "stackTrace": stack_trace if stack_trace else [],
+    }
+
+
+def _safe_str(value):
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__} object>"
+
+
+def _user_frames(tb):
+    """Traceback entries as (file, line, function, source) tuples, leading bootstrap frames dropped."""
+    import traceback
+
+    frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(tb)]
+    for index, frame in enumerate(frames):
+        if "/bootstrap.py" not in frame[0]:
+            return frames[index:]
+    return frames
+
+
+def _format_frames(frames):
+    import traceback
+
+    return traceback.format_list(frames)
+
+
+def make_xray_fault(ex_type, ex_msg, working_dir, frames):
+    stack = [{"label": name, "path": path, "line": line} for path, line, name, _ in frames]
+    return {
+        "working_directory": working_dir,
+        "exceptions": [{"message": ex_msg, "type": ex_type, "stack": stack}],
+        "paths": list({frame[0]: None for frame in frames}),
+    }
+
+
+def _getcwd():
+    try:
+        return os.getcwd()
+    except OSError:
+        return ""
+
+
+def build_fault_result(exc_info, invoke_id=None):
+    etype, value, tb = exc_info
+    frames = _user_frames(tb)
+    return make_error(_safe_str(value), etype.__name__, _format_frames(frames), invoke_id), frames
+
+
+def _indent_nbsp(line):
+    stripped = line.lstrip(" ")
+    return ERROR_LOG_IDENT * (len(line) - len(stripped)) + stripped
+
+
+def log_error(error_result):
+    """Log an unhandled error the way awslambdaric does (one log event)."""
+    if _LOG_JSON:
+        record = {
+            "timestamp": time.strftime(DATETIME_FORMAT, time.gmtime()),
+            "level": "ERROR",
+            **error_result,
+        }
+        _log_event(json_dumps(record, ensure_ascii=_ENSURE_ASCII, decimals=True))
+        return
+    description = "[ERROR]"
+    error_type = error_result.get("errorType")
+    if error_type:
+        description += " " + error_type
+    error_message = error_result.get("errorMessage")
+    if error_message:
+        if error_type:
+            description += ":"
+        description += " " + error_message
+    lines = [description]
+    stack_trace = error_result.get("stackTrace")
+    if stack_trace is not None:
+        lines.append("Traceback (most recent call last):")
+        for element in stack_trace:
+            if element == "":
+                lines.append("")
+            else:
+                lines.extend(_indent_nbsp(line) for line in element.splitlines())
+    _log_event("\r".join(lines))
+
+
+def _format_timestamp_ms(created):
+    seconds = int(created)
+    micros = round((created - seconds) * 1e6)
+    if micros >= 1000000:
+        seconds, micros = seconds + 1, micros - 1000000
+    return time.strftime(DATETIME_FORMAT, time.gmtime(seconds)) + f".{micros // 1000:03d}Z"
+
+
+def log_warning(message):
+    """``logging.warning(message)`` through the Lambda log handler, without importing ``logging`` for it."""
+    logging = sys.modules.get("logging")
+    if _logging_configured and logging is not None:
+        logging.warning(message)
+        return
+    if LOG_LEVELS.get(_LOG_LEVEL, 30) > 30:
+        return
+    now = time.time()
+    if _LOG_JSON:
+        record = {
+            "timestamp": _format_timestamp_ms(now),
+            "level": "WARNING",
+            "message": message,
+            "logger": "root",
+            "requestId": _request_id or "",
+        }
+        _log_event(json_dumps(record, ensure_ascii=False))
+    else:
+        stamp = time.strftime(DATETIME_FORMAT, time.gmtime(now)) + f".{int((now - int(now)) * 1000):03d}Z"
+        _log_event(f"[WARNING]\t{stamp}\t{_request_id or ''}\t{message}")
+
+
+# ------------------------------------------------------------------------------------------------
+# logging integration: configured when user code first imports ``logging``
+
+_logging_configured = False
+
+
+def _configure_logging(logging):
+    """Install the Lambda root handler (awslambdaric ``_setup_logging``)."""
+    global _logging_configured
+    if _logging_configured:
+        return
+    _logging_configured = True
+    logging.Formatter.converter = time.gmtime
+    root = logging.getLogger()
+
+    class LambdaLoggerHandler(logging.Handler):
+        def emit(self, record):
+            _log_event(self.format(record))
+
+    class LambdaLoggerFilter(logging.Filter):
+        def filter(self, record):
+            record.aws_request_id = _request_id or ""
+            record.tenant_id = _tenant_id
+            return True
+
+    handler = LambdaLoggerHandler()
+    if _LOG_JSON:
+        handler.setFormatter(_make_json_formatter(logging)())
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_LOG_FORMAT, DATETIME_FORMAT))
+    if _LOG_LEVEL in logging._nameToLevel:
+        root.setLevel(_LOG_LEVEL)
+    handler.addFilter(LambdaLoggerFilter())
+    root.addHandler(handler)
+
+
+def _make_json_formatter(logging):
+    class JsonFormatter(logging.Formatter):
+        """awslambdaric's JSON log format (``LoggingConfig.LogFormat = JSON``)."""
+
+        def __init__(self):
+            super().__init__(datefmt=DATETIME_FORMAT)
+
+        def formatTime(self, record, datefmt=None):
+            return _format_timestamp_ms(record.created)
+
+        def format(self, record):
+            record.levelno = min(50, max(0, record.levelno)) // 10 * 10
+            record.levelname = logging.getLevelName(record.levelno)
+            exc_info = record.exc_info
+            if exc_info:
+                import traceback
+
+                stack_trace = traceback.format_tb(exc_info[2])
+                error_type = exc_info[0].__name__
+                error_message = str(exc_info[1])
+                location = f"{record.pathname}:{record.funcName}:{record.lineno}"
+            else:
+                stack_trace = error_type = error_message = location = None
+            result = {
+                "timestamp": self.formatTime(record, self.datefmt),
+                "level": record.levelname,
+                "message": record.getMessage(),
+                "logger": record.name,
+                "stackTrace": stack_trace,
+                "errorType": error_type,
+                "errorMessage": error_message,
+                "requestId": getattr(record, "aws_request_id", None),
+                "location": location,
+            }
+            if getattr(record, "tenant_id", None) is not None:
+                result["tenantId"] = record.tenant_id
+            result.update(
+                (key, value)
+                for key, value in record.__dict__.items()
+                if key not in JSON_RESERVED_FIELDS and key not in result
+            )
+            result = {key: value for key, value in result.items() if value is not None}
+            return json_dumps(result, ensure_ascii=False) + "\n"
+
+    return JsonFormatter
+
+
+class _LoggingLoader:
+    """Wraps the loader of the stdlib ``logging`` package to configure it right after it executes."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = self._loader
+        if getattr(module, "__spec__", None) is not None:
+            module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        try:
+            _configure_logging(module)
+        except Exception:
+            pass  # not the stdlib logging (a same-named module in the deployment package)
+
+
+class LoggingImportHook:
+    """``sys.meta_path`` finder that only watches for the first import of ``logging``."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
+        for finder in sys.meta_path:
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                continue
+            spec = find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _LoggingLoader(spec.loader)
+        return spec
+
+
+# ------------------------------------------------------------------------------------------------
+# Handler loading (awslambdaric ``_get_handler``)
+
+
+def import_module(name):
+    """``importlib.import_module(name)`` without importing ``importlib``."""
+    if name.startswith("."):
+        raise TypeError(f"the 'package' argument is required to perform a relative import for {name!r}")
+    return sys.modules["_frozen_importlib"]._gcd_import(name)
+
+
+def get_handler(handler):
+    try:
+        modname, fname = handler.rsplit(".", 1)
+    except ValueError as e:
+        raise FaultException(MALFORMED_HANDLER_NAME, f"Bad handler '{handler}': {e}") from None
+    try:
+        if modname.split(".")[0] in sys.builtin_module_names:
+            raise FaultException(
+                BUILT_IN_MODULE_CONFLICT, f"Cannot use built-in module {modname} as a handler module"
+            )
+        module = import_module(modname.replace("/", "."))
+    except ImportError as e:
+        raise FaultException(IMPORT_MODULE_ERROR, f"Unable to import module '{modname}': {e}") from None
+    except SyntaxError as e:
+        trace = [f'  File "{e.filename}" Line {e.lineno}\n    {e.text}']
+        raise FaultException(
+            USER_CODE_SYNTAX_ERROR, f"Syntax error in module '{modname}': {e}", trace
+        ) from None
+    try:
+        return getattr(module, fname)
+    except AttributeError:
+        raise FaultException(HANDLER_NOT_FOUND, f"Handler '{fname}' missing on module '{modname}'") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# The invocation loop
+
+
+def _parse_json_header(value, name):
+    try:
+        return json_loads(value)
+    except Exception as e:
+        raise FaultException(LAMBDA_CONTEXT_UNMARSHAL_ERROR, f"Unable to parse {name} JSON: {e}") from None
+
+
+def unmarshal_event(body, content_type):
+    # awslambdaric hands a non-JSON payload to the handler as bytes; a missing Content-Type is treated as JSON
+    if content_type and content_type.split(";")[0].strip().lower() != "application/json":
+        return body
+    try:
+        return json_loads(body)
+    except Exception as e:
+        raise FaultException(UNMARSHAL_ERROR, f"Unable to unmarshal input: {e}") from None
+
+
+_ENSURE_ASCII = os.environ.get("AWS_EXECUTION_ENV") != "AWS_Lambda_python3.12"  # an awslambdaric quirk
+
+
+def marshal_response(response):
+    if isinstance(response, bytes):
+        return response, "application/unknown"
+    try:
+        return json_dumps(response, ensure_ascii=_ENSURE_ASCII, decimals=True).encode(
+            "utf-8"
+        ), "application/json"
+    except Exception as e:
+        raise FaultException(MARSHAL_ERROR, f"Unable to marshal response: {e}") from None
+
+
+def handle_event_request(client, request_handler, headers, body):
+    global _request_id, _tenant_id
+    invoke_id = headers.get("lambda-runtime-aws-request-id", "")
+    _request_id = invoke_id
+    _tenant_id = headers.get("lambda-runtime-aws-tenant-id") or None
+    trace_id = headers.get("lambda-runtime-trace-id")
+    if trace_id:
+        os.environ["_X_AMZN_TRACE_ID"] = trace_id
+    elif "_X_AMZN_TRACE_ID" in os.environ:
+        del os.environ["_X_AMZN_TRACE_ID"]
+
+    error_result = None
+    try:
+        client_context = headers.get("lambda-runtime-client-context")
+        cognito_identity = headers.get("lambda-runtime-cognito-identity")
+        try:
+            deadline_ms = int(headers.get("lambda-runtime-deadline-ms", "0"))
+        except ValueError:
+            deadline_ms = 0
+        context = LambdaContext(
+            invoke_id,
+            _parse_json_header(client_context, "Client Context") if client_context else None,
+            _parse_json_header(cognito_identity, "Cognito Identity") if cognito_identity else None,
+            deadline_ms,
+            headers.get("lambda-runtime-invoked-function-arn"),
+            _tenant_id,
+        )
+        event = unmarshal_event(body, headers.get("content-type"))
+        response = request_handler(event, context)
+        result, content_type = marshal_response(response)
+    except FaultException as e:
+        xray_fault = make_xray_fault("LambdaValidationError", e.msg, _getcwd(), [])
+        error_result = make_error(e.msg, e.exception_type, e.trace, invoke_id)
+    except Exception:
+        etype, value, tb = sys.exc_info()
+        error_result, frames = build_fault_result((etype, value, tb), invoke_id)
+        xray_fault = make_xray_fault(etype.__name__, error_result["errorMessage"], _getcwd(), frames)
+        del tb
+
+    if error_result is not None:
+        log_error(error_result)
+        client.post_invocation_error(invoke_id, json_dumps(error_result), json_dumps(xray_fault))
+    else:
+        client.post_invocation_result(invoke_id, result, content_type)
+
+
+def _setup_sys_path(task_root):
+    version = "python{}.{}".format(*sys.version_info[:2])
+    here = os.path.abspath(__file__)
+    own_dirs = {os.path.dirname(here), os.path.dirname(os.path.realpath(here))}
+    stdlib = [p for p in sys.path if p and os.path.abspath(p) not in own_dirs]
+    paths = [task_root, f"/opt/python/lib/{version}/site-packages", "/opt/python"]
+    paths += [p for p in stdlib if p not in paths]
+    site_packages = os.path.join(sys.prefix, "lib", version, "site-packages")
+    if site_packages not in paths:
+        paths.append(site_packages)
+    sys.path[:] = paths
+
+
+def _setup_process():
+    global _log_fd
+    try:
+        _log_fd = _high_fd(os.dup(1))
+    except OSError:
+        _log_fd = -1
+    if sys.stdout is not None:
+        sys.stdout = Unbuffered(sys.stdout)
+    if sys.stderr is not None:
+        sys.stderr = Unbuffered(sys.stderr)
+    import builtins
+
+    for name in ("exit", "quit"):
+        if not hasattr(builtins, name):
+            setattr(builtins, name, _Quitter(name))
+    sys.meta_path.insert(0, LoggingImportHook())
+
+
+def main():
+    _setup_sys_path(os.environ.get("LAMBDA_TASK_ROOT") or "/var/task")
+    _setup_process()
+    client = RuntimeClient(os.environ.get("AWS_LAMBDA_RUNTIME_API") or "127.0.0.1:9001")
+
+    try:
+        request_handler = get_handler(os.environ.get("_HANDLER") or "")
+    except Exception as e:
+        if isinstance(e, FaultException):
+            error_result = make_error(e.msg, e.exception_type, e.trace)
+        else:
+            error_result, _ = build_fault_result(sys.exc_info())
+        log_warning(UNHANDLED_EXCEPTION_WARNING)
+        log_error(error_result)
+        try:
+            client.post_init_error(error_result)
+        except (OSError, RuntimeAPIError) as exc:
+            _stderr_line(f"Failed to report the init error to the Runtime API: {exc}")
+        _flush_std_streams()
+        sys.exit(1)
+
+    while True:
+        try:
+            headers, body = client.next_invocation()
+        except (OSError, RuntimeAPIError) as exc:
+            _stderr_line(f"LAMBDA_RUNTIME Failed to get next invocation: {exc}")
+            _flush_std_streams()
+            sys.exit(1)
+        try:
+            handle_event_request(client, request_handler, headers, body)
+        except (OSError, RuntimeAPIError) as exc:
+            _stderr_line(f"LAMBDA_RUNTIME Failed to post the invocation result: {exc}")
+            _flush_std_streams()
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
