@@ -266,6 +266,7 @@ class Environment:
     async def _complete(self, inv: Invocation, reply: Reply, duration_ms: float, init_ms: float | None) -> Outcome:
         rid = inv.request_id
         status, error_type, function_error, payload = "success", None, False, reply.body
+        max_mem = self.process.peak_memory_mb() if self.process else 0  # before any kill below
         if reply.kind == "error":
             function_error = True
         elif reply.kind == "too_large":
@@ -288,9 +289,9 @@ class Environment:
             payload = _error_body(error_type, f"RequestId: {rid} Error: Runtime exited with error: {reason}")
             await self._kill()
         self.log(fmt.end(rid))
-        max_mem = self.process.peak_memory_mb() if self.process else 0
-        self.log(fmt.report(rid, duration_ms, self.config.memory_size, max_mem, init_ms, status
-                            if status != "success" else None, error_type))
+        self.log(fmt.report(rid, duration_ms, self.config.memory_size, max_mem, init_ms,
+                            None if status == "success" else status,
+                            None if status == "timeout" else error_type))
         lines, self._capture = self._capture or [], None
         return Outcome(payload, function_error, lines, duration_ms, init_ms, status, error_type)
 

@@ -1,0 +1,214 @@
+"""Real execution environments: a real interpreter, the real bootstrap, each sandbox backend."""
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from shoal.core.types import FunctionConfig
+from shoal.environments.environment import Environment, Invocation, Settings
+from shoal.logs.store import FileLogStore
+from shoal.runtimes.python import PythonFamily
+from shoal.sandbox import namespace
+from shoal.sandbox.namespace import NamespaceBackend
+from shoal.sandbox.process import ProcessBackend
+
+SHA = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+NS_OK, NS_WHY = namespace.available()
+RUNTIME = PythonFamily.runtime(f"python{sys.version_info[0]}.{sys.version_info[1]}", os.path.realpath(sys.executable),
+                               sys.version.split()[0])
+
+BACKENDS = [
+    pytest.param(ProcessBackend, id="process"),
+    pytest.param(NamespaceBackend, id="namespace", marks=pytest.mark.skipif(
+        not NS_OK, reason=f"namespace sandbox unavailable on this host: {NS_WHY}")),
+]
+
+
+def config(**kw):
+    base = dict(account_id="123456789012", name="f", runtime=RUNTIME.id, role="r", handler="app.handler",
+                code_sha256=SHA, code_size=1, last_modified="x", revision_id="r1", timeout=3)
+    base.update(kw)
+    return FunctionConfig(**base)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param()
+
+
+@pytest.fixture
+def make_env(tmp_path, backend):
+    made = []
+    logs = FileLogStore(tmp_path / "logs")
+
+    def make(source, **kw):
+        code = tmp_path / f"code{len(made)}"
+        code.mkdir()
+        (code / "app.py").write_text(source)
+        env = Environment(config(**kw), RUNTIME, backend, code, tmp_path / "envs", logs.emit,
+                          Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1"))
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:  # the fixture ends every process it started
+        if env.process is not None and env.process.returncode is None:
+            asyncio.run(_kill(env))
+        if env.process is not None:
+            assert not Path(f"/proc/{env.process.pid}").exists() or _is_zombie_or_gone(env.process.pid)
+
+
+async def _kill(env):
+    env.process.kill()
+
+
+def _is_zombie_or_gone(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def invocation(rid="req-1", payload=b"{}"):
+    return Invocation(request_id=rid, payload=payload, invoked_arn="arn:aws:lambda:us-east-1:123456789012:function:f")
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def test_invoke_warm_reuse_and_output_before_end(make_env):
+    env = make_env("COUNT = 0\nprint('init line')\n"
+                   "def handler(event, context):\n"
+                   "    global COUNT\n    COUNT += 1\n    print('during', event['n'])\n"
+                   "    return {'count': COUNT, 'rid': context.aws_request_id}\n")
+
+    async def scenario():
+        await env.start()
+        first = await env.invoke(invocation("a", b'{"n": 1}'))
+        second = await env.invoke(invocation("b", b'{"n": 2}'))
+        await env.shutdown()
+        return first, second
+
+    first, second = run(scenario())
+    assert json.loads(first.payload) == {"count": 1, "rid": "a"}
+    assert json.loads(second.payload) == {"count": 2, "rid": "b"}
+    assert first.log_lines[0] == "START RequestId: a Version: $LATEST"
+    assert first.log_lines[1] == "during 1"  # drained before END, in order
+    assert first.log_lines[2] == "END RequestId: a"
+    assert first.log_lines[3].startswith("REPORT RequestId: a\tDuration: ") and "Init Duration" in first.log_lines[3]
+    assert "Init Duration" not in second.log_lines[-1]
+    assert first.init_ms is not None and second.init_ms is None
+
+
+def test_timeout_kills_and_reports(make_env):
+    env = make_env("import time\ndef handler(e, c):\n    time.sleep(30)\n", timeout=1)
+
+    async def scenario():
+        await env.start()
+        started = time.monotonic()
+        out = await env.invoke(invocation("t"))
+        elapsed = time.monotonic() - started
+        await env.shutdown()
+        return out, elapsed
+
+    out, elapsed = run(scenario())
+    assert out.function_error and out.status == "timeout"
+    assert json.loads(out.payload) == {"errorType": "Sandbox.Timedout",
+                                       "errorMessage": "RequestId: t Error: Task timed out after 1.00 seconds"}
+    assert any(line.endswith("t Task timed out after 1.00 seconds") for line in out.log_lines)
+    assert out.log_lines[-1].endswith("\tStatus: timeout")
+    assert not env.alive
+    assert elapsed < 20  # it did not wait for the 30 s sleep
+
+
+def test_exit_is_runtime_exit_error(make_env):
+    env = make_env("import os\ndef handler(e, c):\n    print('bye')\n    os._exit(3)\n")
+
+    async def scenario():
+        await env.start()
+        out = await env.invoke(invocation("x"))
+        await env.shutdown()
+        return out
+
+    out = run(scenario())
+    assert json.loads(out.payload) == {"errorType": "Runtime.ExitError",
+                                       "errorMessage": "RequestId: x Error: Runtime exited with error: exit status 3"}
+    assert "RequestId: x Error: Runtime exited with error: exit status 3" in out.log_lines
+    assert out.log_lines[-1].endswith("Status: error\tError Type: Runtime.ExitError")
+    assert not env.alive
+
+
+def test_init_error_is_answered_to_the_first_invoke(make_env):
+    env = make_env("import nope_not_a_module\ndef handler(e, c):\n    return 1\n")
+
+    async def scenario():
+        await env.start()
+        out = await env.invoke(invocation("i"))
+        await env.shutdown()
+        return out
+
+    out = run(scenario())
+    body = json.loads(out.payload)
+    assert body["errorType"] == "Runtime.ImportModuleError"
+    assert body["errorMessage"] == "Unable to import module 'app': No module named 'nope_not_a_module'"
+    assert out.function_error and not env.alive
+
+
+def test_shutdown_kills_daemonised_children(make_env):
+    env = make_env("import subprocess\n"
+                   "def handler(e, c):\n"
+                   "    p = subprocess.Popen(['sleep', '300'])\n"
+                   "    return p.pid\n")
+
+    async def scenario():
+        await env.start()
+        out = await env.invoke(invocation("d"))
+        await env.shutdown()
+        return out
+
+    out = run(scenario())
+    child = int(out.payload)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not _is_zombie_or_gone(child):
+        time.sleep(0.02)
+    assert _is_zombie_or_gone(child)
+
+
+@pytest.mark.skipif(not NS_OK, reason=f"namespace sandbox unavailable on this host: {NS_WHY}")
+def test_namespace_view_task_root_read_only_and_private_tmp(tmp_path):
+    marker = Path("/tmp") / f"shoal-host-marker-{os.getpid()}"
+    marker.write_text("host")
+    try:
+        code = tmp_path / "code"
+        code.mkdir()
+        (code / "app.py").write_text(
+            "import os\n"
+            "def handler(e, c):\n"
+            "    try:\n        open('/var/task/new.txt', 'w').write('x'); wrote = True\n"
+            "    except OSError:\n        wrote = False\n"
+            "    open('/tmp/mine', 'w').write('1')\n"
+            f"    return {{'cwd': os.getcwd(), 'wrote': wrote, 'host_tmp_visible': os.path.exists('{marker}'),"
+            " 'tmp': sorted(os.listdir('/tmp')), 'task_root': os.environ['LAMBDA_TASK_ROOT']}\n")
+        logs = FileLogStore(tmp_path / "logs")
+        env = Environment(config(), RUNTIME, NamespaceBackend(), code, tmp_path / "envs", logs.emit,
+                          Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1"))
+
+        async def scenario():
+            await env.start()
+            out = await env.invoke(invocation())
+            await env.shutdown()
+            return json.loads(out.payload)
+
+        got = run(scenario())
+        assert got == {"cwd": "/var/task", "wrote": False, "host_tmp_visible": False, "tmp": ["mine"],
+                       "task_root": "/var/task"}
+        assert not (code / "new.txt").exists()
+        assert not Path("/tmp/mine").exists()
+    finally:
+        marker.unlink()
