@@ -230,6 +230,37 @@ def test_overlong_name_component(tmp_path: Path) -> None:
     )
 
 
+def test_overlong_entry_name(tmp_path: Path) -> None:
+    name = "d/" * 2047 + "ff"
+    refused(make_zip((name, b"x")), tmp_path, f"{UNZIP} The entry '{name}' has a path that is too long.")
+
+
+def test_path_too_long_for_the_destination(tmp_path: Path) -> None:
+    name = "/".join(["n" * 250] * 16)  # 4015 bytes: a valid name, but not below any real directory
+    data = make_zip((name, b"x"))
+    inspect_package(data)
+    assert_extract_refused(data, tmp_path, f"{UNZIP} The entry '{name}' has a path that is too long.")
+
+
+def test_deep_trees_are_fine(tmp_path: Path) -> None:
+    name = "d/" * 1500 + "leaf"
+    pkg = tmp_path / "pkg"
+    try:
+        extract_package(make_zip((name, b"deep"), ("d/top", b"top")), pkg, read_only=True)
+        assert (pkg / name).read_bytes() == b"deep"
+        assert mode_of(pkg / ("d/" * 1500)) == 0o555
+    finally:
+        packages.remove_tree(pkg)  # pytest's own clean-up is recursive: leave no deep tree behind
+    assert not pkg.exists()
+
+
+def test_too_many_files_and_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(packages, "_MAX_NODES", 5)
+    inspect_package(make_zip(("a/b/c", b""), ("a/d", b"")))  # root + 4
+    data = make_zip(("a/b/c", b""), ("a/d", b""), ("e", b""))
+    refused(data, tmp_path, f"{UNZIP} The package has more than 5 files and directories.")
+
+
 def test_dot_components_and_windows_separators_are_normalised(tmp_path: Path) -> None:
     data = make_zip(("./a/./b.txt", b"1"), ("win\\dir\\c.txt", b"2"), ("x//y.txt", b"3"))
     extract_package(data, tmp_path / "pkg")
@@ -270,6 +301,16 @@ def test_symlink_outside_the_package(links: list[tuple[str, str]], bad: str, tmp
 def test_symlink_loop_is_refused(tmp_path: Path) -> None:
     data = make_zip(link("a", "b"), link("b", "a"))
     refused(data, tmp_path, f"{UNZIP} The symbolic link 'a' points outside the package.")
+
+
+def test_link_checking_work_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many links through a chain of long targets: refused once the total resolution work is spent."""
+    hub = [link("h0", "./" * 100 + "real")] + [link(f"h{i}", "./" * 100 + f"h{i - 1}") for i in range(1, 20)]
+    many = [link(f"l{i}", "h19") for i in range(50)]
+    data = make_zip(("real", b"x"), *hub, *many)
+    inspect_package(data)  # fine under the real budget
+    monkeypatch.setattr(packages, "_MAX_RESOLUTION_STEPS", 20_000)
+    refused(data, tmp_path, f"{UNZIP} The package has too many or too deeply nested symbolic links.")
 
 
 def test_symlinks_inside_are_created_as_links(tmp_path: Path) -> None:
@@ -400,7 +441,7 @@ def test_real_bytes_are_counted_when_declared_sizes_are_not_trusted(
             written.append(n or 0)
             return n or 0
 
-    monkeypatch.setattr(packages, "open", lambda fd, mode, buffering: CountingFile(fd, mode), raising=False)
+    monkeypatch.setattr(packages, "open", lambda fd, mode: CountingFile(fd, mode), raising=False)
     limit = 10_000_000
     assert_extract_refused(
         zeros_bomb, tmp_path, "Unzipped size must be smaller than 10000000 bytes", max_unzipped=limit

@@ -9,7 +9,9 @@ A package is hostile input (trust zone 1), but the node unpacks it, so every che
   written) and by the bytes actually produced while extracting (declared sizes can lie);
 * extraction happens in a private staging directory next to the destination, which is renamed into place
   atomically, so a concurrent reader sees either no tree or the whole tree, and a refused package leaves
-  nothing behind.
+  nothing behind;
+* the work is bounded whatever the archive holds: validation is linear in the length of the names, and the
+  number of paths, the length of a path and the effort spent resolving symbolic links are capped.
 
 Everything the package does wrong is an :class:`InvalidParameterValueException` with AWS's words. I/O failures
 of the node itself (disk full, permissions) propagate unchanged: they are not the caller's fault.
@@ -25,15 +27,14 @@ import io
 import lzma
 import os
 import re
-import shutil
 import stat
 import struct
 import tempfile
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
@@ -51,7 +52,10 @@ _Parts = tuple[str, ...]
 _CHUNK = 1 << 20
 _MAX_COMPONENT_BYTES = 255  # NAME_MAX
 _MAX_LINK_TARGET_BYTES = 4095  # PATH_MAX - 1
+_MAX_PATH_BYTES = 4095  # PATH_MAX - 1, for a whole entry name
 _MAX_SYMLINK_HOPS = 40  # the kernel's MAXSYMLINKS; more than this is refused, not assumed harmless
+_MAX_NODES = 1_000_000  # files, links and directories in one package (bounds inodes and planning memory)
+_MAX_RESOLUTION_STEPS = 5_000_000  # path components walked to check all of a package's links
 _SUPPORTED_COMPRESSION = frozenset(
     {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 )
@@ -86,16 +90,26 @@ class PackageInfo:
 class _Entry:
     info: zipfile.ZipInfo
     shown: str  # the name as the archive has it, printable
-    parts: _Parts  # normalised path components below the package root
     kind: _Kind
     executable: bool
     target: str | None = None  # symbolic-link target
 
 
+@dataclass(eq=False, slots=True)
+class _Node:
+    """One path of the final tree. A file or link node holds the entry that won that path."""
+
+    kind: _Kind
+    shown: str  # the entry that first needed this path, for messages
+    entry: _Entry | None = None
+    children: dict[str, _Node] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class _Plan:
-    entries: list[_Entry]
+    root: _Node
     declared: int
+    file_count: int
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -115,6 +129,10 @@ def _link_outside(shown: str) -> InvalidParameterValueException:
 
 def _conflict(shown: str) -> InvalidParameterValueException:
     return _unzip_failed(f"The entry '{shown}' conflicts with an entry of another type at the same path.")
+
+
+def _path_too_long(shown: str) -> InvalidParameterValueException:
+    return _unzip_failed(f"The entry '{shown}' has a path that is too long.")
 
 
 def _too_big(limit: int) -> InvalidParameterValueException:
@@ -147,7 +165,7 @@ def inspect_package(data: bytes, *, max_unzipped: int = MAX_UNZIPPED) -> Package
         sha256_b64=base64.b64encode(digest).decode("ascii"),
         size=len(data),
         unzipped_size=plan.declared,
-        file_count=sum(1 for e in plan.entries if e.kind != "dir"),
+        file_count=plan.file_count,
     )
 
 
@@ -160,7 +178,8 @@ def extract_package(
 ) -> int:
     """Extract a package (bytes, or the path of a zip file) to ``dest`` atomically; return the bytes written.
 
-    The bytes written are file contents plus symbolic-link targets — for an honest package, equal to
+    Only the last entry of a repeated name is extracted (later wins, as with ``unzip``). The bytes written are
+    file contents plus symbolic-link targets — for an honest package without repeated names, equal to
     :attr:`PackageInfo.unzipped_size`. Regular files are 0o755 when the archive marks them executable and
     0o644 otherwise, directories 0o755 (setuid/setgid/sticky bits are never set); with ``read_only`` they are
     0o555 / 0o444 / 0o555 instead. Permissions are final before the tree becomes visible at ``dest``.
@@ -176,8 +195,7 @@ def extract_package(
         plan = _plan(zf, max_unzipped)
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".staging", dir=dest.parent))
         try:
-            written = _write_tree(zf, plan, staging, max_unzipped)
-            _seal_tree(staging, plan, read_only=read_only)
+            written = _write_tree(zf, plan, staging, max_unzipped, read_only=read_only)
         except BaseException:
             remove_tree(staging)
             raise
@@ -191,22 +209,30 @@ def extract_package(
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a tree even when it was made read-only; a missing path is fine. Never follows links."""
-    path = Path(path)
+    """Remove a tree even when it was made read-only; a missing path is fine.
+
+    Never follows symbolic links, and iterative: extracted trees may be deeper than the recursion limit.
+    """
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return
     if not stat.S_ISDIR(st.st_mode):
-        path.unlink()
+        os.unlink(path)
         return
-    os.chmod(path, 0o700)
-    for dirpath, dirnames, _ in os.walk(path):  # top-down, never into symbolic links
-        for name in dirnames:
-            sub = os.path.join(dirpath, name)
-            if not os.path.islink(sub):
-                os.chmod(sub, 0o700)
-    shutil.rmtree(path)
+    pending, seen = [os.fspath(path)], []
+    while pending:
+        directory = pending.pop()
+        os.chmod(directory, 0o700)  # a real directory: its parent listed it with follow_symlinks=False
+        seen.append(directory)
+        with os.scandir(directory) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                else:
+                    os.unlink(entry.path)
+    for directory in reversed(seen):  # every directory was seen after its parent
+        os.rmdir(directory)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -236,13 +262,15 @@ def _split_name(raw: str, shown: str) -> tuple[_Parts, bool]:
     name = raw.replace("\\", "/")
     if name.startswith("/") or _DRIVE_LETTER.match(name):
         raise _entry_outside(shown)
+    if len(os.fsencode(name)) > _MAX_PATH_BYTES:
+        raise _path_too_long(shown)
     parts: list[str] = []
     for component in name.split("/"):
         if component in ("", "."):
             continue
         if component == "..":
             raise _entry_outside(shown)
-        if len(os.fsencode(component)) > _MAX_COMPONENT_BYTES:
+        if len(component) > _MAX_COMPONENT_BYTES // 4 and len(os.fsencode(component)) > _MAX_COMPONENT_BYTES:
             raise _unzip_failed(f"The entry '{shown}' has a name component longer than 255 bytes.")
         parts.append(component)
     return tuple(parts), name.endswith("/")
@@ -256,12 +284,19 @@ def _check_declared_size(infos: Sequence[zipfile.ZipInfo], max_unzipped: int) ->
 
 
 def _plan(zf: zipfile.ZipFile, max_unzipped: int) -> _Plan:
-    """Validate every entry against the final state of the tree, before a single byte is written."""
+    """Validate every entry against the final state of the tree, before a single byte is written.
+
+    The final state is a trie (linear in the total length of the names, whatever their depth): each path is a
+    directory, a file or a link; a later file or link replaces an earlier file or link, a directory never
+    changes kind, and nothing is ever placed below a file or a link.
+    """
     infos = zf.infolist()
     declared = _check_declared_size(infos, max_unzipped)
 
-    entries: list[_Entry] = []
-    state: dict[_Parts, _Kind] = {}
+    root = _Node("dir", "")
+    nodes = 1
+    files = 0
+    links: list[tuple[_Entry, list[_Node]]] = []  # every link entry, with the directories holding it
     for info in infos:
         raw = info.orig_filename
         shown = _shown(raw)
@@ -272,34 +307,39 @@ def _plan(zf: zipfile.ZipFile, max_unzipped: int) -> _Plan:
         kind: _Kind = "dir" if is_dir else "link" if stat.S_ISLNK(mode) else "file"
         if kind != "dir" and not parts:
             raise _entry_outside(shown)
+        files += kind != "dir"
 
-        for i in range(1, len(parts)):  # every parent must be (or become) a real directory
-            parent = state.setdefault(parts[:i], "dir")
-            if parent == "link":  # writing through a symbolic link from an earlier entry
-                raise _entry_outside(shown)
-            if parent == "file":
+        node, chain = root, []
+        for i, component in enumerate(parts):
+            child = node.children.get(component)
+            last = i == len(parts) - 1
+            if child is None:
+                child = node.children[component] = _Node(kind if last else "dir", shown)
+                nodes += 1
+                if nodes > _MAX_NODES:
+                    raise _unzip_failed(f"The package has more than {_MAX_NODES} files and directories.")
+            elif child.kind == "link" and (not last or kind == "dir"):
+                raise _entry_outside(shown)  # would write through a link from an earlier entry
+            elif (child.kind == "dir") != (kind == "dir" or not last):
                 raise _conflict(shown)
+            if not last:
+                chain.append(child)
+            node = child
         if parts:
-            existing = state.get(parts)
-            if kind == "dir" and existing == "link":
-                raise _entry_outside(shown)
-            if (kind == "dir") != (existing == "dir") and existing is not None:
-                raise _conflict(shown)
-            state[parts] = kind  # same-kind duplicates: the later entry wins, as with unzip
+            node.kind = kind  # same family: the later entry wins, as with unzip
+        entry = _Entry(info, shown, kind, bool(mode & 0o111))
+        if kind == "link":
+            entry = _Entry(info, shown, kind, False, _read_link_target(zf, info, shown))
+            links.append((entry, chain))
+        if kind != "dir":
+            node.entry = entry
 
-        target = _read_link_target(zf, info, shown) if kind == "link" else None
-        entries.append(_Entry(info, shown, parts, kind, bool(mode & 0o111), target))
-
-    links: dict[_Parts, str] = {}
-    for e in entries:
-        if e.kind == "link" and e.target is not None:
-            links[e.parts] = e.target
-        elif e.kind == "file":
-            links.pop(e.parts, None)
-    for e in entries:
-        if e.target is not None and not _resolves_inside(e.parts[:-1], e.target, links):
-            raise _link_outside(e.shown)
-    return _Plan(entries, declared)
+    budget = [_MAX_RESOLUTION_STEPS]
+    for entry, chain in links:
+        assert entry.target is not None
+        if not _resolves_inside(root, chain, entry.target, budget):
+            raise _link_outside(entry.shown)
+    return _Plan(root, declared, files)
 
 
 def _read_link_target(zf: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str) -> str:
@@ -314,16 +354,20 @@ def _read_link_target(zf: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str) ->
     return os.fsdecode(raw)
 
 
-def _resolves_inside(start: _Parts, target: str, links: Mapping[_Parts, str]) -> bool:
-    """Resolve ``target`` from directory ``start`` as the kernel would, following the package's own links.
+def _resolves_inside(root: _Node, start: list[_Node], target: str, budget: list[int]) -> bool:
+    """Resolve ``target`` from the directory ``start`` as the kernel would, following the package's links.
 
     False if any step climbs above the package root (even if a later step comes back: at run time the root is
-    a mount point, so "back" would be somewhere else), reaches an absolute target, or needs too many hops.
+    a mount point, so "back" would be somewhere else), reaches an absolute target or needs too many hops.
+    ``budget`` bounds the total work over all links of a package (hostile chains of long targets).
     """
-    where = list(start)
+    where: list[_Node | None] = list(start)  # None: a name the package does not have
     pending = deque(target.split("/"))
     hops = 0
     while pending:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _unzip_failed("The package has too many or too deeply nested symbolic links.")
         component = pending.popleft()
         if component in ("", "."):
             continue
@@ -332,103 +376,79 @@ def _resolves_inside(start: _Parts, target: str, links: Mapping[_Parts, str]) ->
                 return False
             where.pop()
             continue
-        link = links.get((*where, component))
-        if link is None:
-            where.append(component)
+        here = where[-1] if where else root
+        child = here.children.get(component) if here is not None else None
+        if child is None or child.kind != "link":
+            where.append(child)
             continue
         hops += 1
-        if hops > _MAX_SYMLINK_HOPS or link.startswith("/"):
+        assert child.entry is not None and child.entry.target is not None
+        if hops > _MAX_SYMLINK_HOPS:
             return False
-        pending.extendleft(reversed(link.split("/")))  # relative to the directory holding the link: `where`
+        pending.extendleft(reversed(child.entry.target.split("/")))  # relative to the link's directory
     return True
 
 
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _write_tree(zf: zipfile.ZipFile, plan: _Plan, root: Path, max_unzipped: int) -> int:
+def _write_tree(zf: zipfile.ZipFile, plan: _Plan, root: Path, max_unzipped: int, *, read_only: bool) -> int:
+    """Create the final tree (only the winning entry of each path is extracted), then seal directory modes.
+
+    Names are unique in the trie and the staging directory is private and fresh, so every file is created
+    exclusively and nothing is ever placed below a link: there is no earlier link to write through.
+    """
+    w = 0 if read_only else 0o200
     written = 0
-    made: set[_Parts] = {()}
-    for e in plan.entries:
-        try:
-            _make_dirs(root, e.parts if e.kind == "dir" else e.parts[:-1], made, e.shown)
-            if e.kind == "dir":
-                continue
-            path = root.joinpath(*e.parts)
-            _remove_leaf(path, e.shown)
-            if e.kind == "link":
-                assert e.target is not None
-                written += len(os.fsencode(e.target))
-                if written > max_unzipped:
-                    raise _too_big(max_unzipped)
-                os.symlink(e.target, path)
-            else:
-                written = _write_file(zf, e, path, written, max_unzipped)
-        except OSError as exc:
-            if exc.errno == errno.ENAMETOOLONG:
-                raise _unzip_failed(f"The entry '{e.shown}' has a path that is too long.") from exc
-            raise
+    dirs: list[str] = []
+    stack: list[tuple[str, _Node]] = [(str(root), plan.root)]
+    while stack:
+        path, node = stack.pop()
+        for name, child in node.children.items():
+            sub = os.path.join(path, name)
+            try:
+                if child.kind == "dir":
+                    os.mkdir(sub, 0o700)
+                    dirs.append(sub)
+                    stack.append((sub, child))
+                    continue
+                entry = child.entry
+                assert entry is not None
+                if entry.target is not None:
+                    written += len(os.fsencode(entry.target))
+                    if written > max_unzipped:
+                        raise _too_big(max_unzipped)
+                    os.symlink(entry.target, sub)
+                else:
+                    mode = (0o555 if entry.executable else 0o444) | w
+                    written = _write_file(zf, entry.info, sub, mode, written, max_unzipped)
+            except OSError as exc:
+                if exc.errno == errno.ENAMETOOLONG:
+                    raise _path_too_long(child.shown) from exc
+                raise
+    for sub in reversed(dirs):  # children were created after their parents: deepest first
+        os.chmod(sub, 0o555 | w)
+    os.chmod(root, 0o555 | w)
     return written
 
 
-def _make_dirs(root: Path, parts: _Parts, made: set[_Parts], shown: str) -> None:
-    for i in range(1, len(parts) + 1):
-        prefix = parts[:i]
-        if prefix in made:
-            continue
-        path = root.joinpath(*prefix)
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            if not stat.S_ISDIR(os.lstat(path).st_mode):  # a symbolic link or file: never go through it
-                raise _entry_outside(shown) from None
-        made.add(prefix)
-
-
-def _remove_leaf(path: Path, shown: str) -> None:
-    """Make room for a file or link: an earlier entry of the same name is replaced, never written through."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        raise _conflict(shown)
-    os.unlink(path)
-
-
-def _write_file(zf: zipfile.ZipFile, e: _Entry, path: Path, written: int, max_unzipped: int) -> int:
+def _write_file(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, mode: int, written: int, limit: int
+) -> int:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     with contextlib.ExitStack() as stack:
         with _reading():
-            src = stack.enter_context(zf.open(e.info))
-        out = stack.enter_context(open(os.open(path, flags, 0o600), "wb", buffering=0))
+            src = stack.enter_context(zf.open(info))
+        out = stack.enter_context(open(os.open(path, flags, 0o600), "wb"))
         while True:
             with _reading():
                 chunk = src.read(_CHUNK)
             if not chunk:
                 break
             written += len(chunk)
-            if written > max_unzipped:  # real bytes: stop as soon as the limit is passed
-                raise _too_big(max_unzipped)
+            if written > limit:  # real bytes: stop as soon as the limit is passed
+                raise _too_big(limit)
             out.write(chunk)
+        out.flush()
+        os.fchmod(out.fileno(), mode)  # final mode, whatever the umask; works even when read-only
     return written
-
-
-def _seal_tree(root: Path, plan: _Plan, *, read_only: bool) -> None:
-    """Give every regular file and directory its final mode; directories deepest first, the root last."""
-    w = 0 if read_only else 0o200
-    final: dict[_Parts, _Entry] = {e.parts: e for e in plan.entries}  # the later entry wins
-    for parts, e in final.items():
-        if e.kind == "file":  # a regular file this extraction created itself, never a link
-            os.chmod(root.joinpath(*parts), (0o555 if e.executable else 0o444) | w)
-    for parts in sorted(_directories(plan), key=len, reverse=True):
-        os.chmod(root.joinpath(*parts), 0o555 | w)
-    os.chmod(root, 0o555 | w)
-
-
-def _directories(plan: _Plan) -> set[_Parts]:
-    dirs: set[_Parts] = set()
-    for e in plan.entries:
-        upto = len(e.parts) if e.kind == "dir" else len(e.parts) - 1
-        dirs.update(e.parts[:i] for i in range(1, upto + 1))
-    return dirs
