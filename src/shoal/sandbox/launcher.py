@@ -1,6 +1,7 @@
 """The privileged launcher: set up one environment's isolated view, then exec its runtime.
 
-Run as ``python -I -S launcher.py '<spec json>'`` by the namespace backend. It imports only the standard
+Run as ``python -I -S launcher.py <hex of marshal(spec)>`` by the namespace backend (``marshal`` is built in:
+``json`` would add ~19 ms to every cold start here, and both ends run the same interpreter). It imports only the standard
 library and nothing from ``shoal``, does its set-up in its own short-lived process (never on the server's
 event loop) and then ``exec``s, so it leaves nothing running. Exit status 125 means set-up failed; the reason
 is on stderr, which the server captures as the environment's log output.
@@ -9,7 +10,7 @@ Spec keys: ``argv``, ``env``, ``binds`` (list of [host, inside, readonly]), ``tm
 """
 
 import ctypes
-import json
+import marshal
 import os
 import sys
 
@@ -63,7 +64,7 @@ def main():
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
         _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m")
         return 0
-    spec = json.loads(sys.argv[1])
+    spec = marshal.loads(bytes.fromhex(sys.argv[1]))
     try:
         setup(spec)
     except OSError as exc:

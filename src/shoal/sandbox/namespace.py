@@ -8,7 +8,7 @@ sandbox.)
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import shutil
 import subprocess
@@ -56,7 +56,7 @@ class NamespaceBackend:
         binds += [(str(host), inside, True) for host, inside in spec.extra_ro_binds]
         launch = {"argv": spec.argv, "env": spec.env, "binds": binds, "tmp_mb": spec.ephemeral_mb, "cwd": TASK_ROOT}
         spec.work_dir.mkdir(parents=True, exist_ok=True)
-        return spawn([*_launcher_argv(), json.dumps(launch)], {}, "/", spec.work_dir)
+        return spawn([*_launcher_argv(), marshal.dumps(launch).hex()], {}, "/", spec.work_dir)
 
     def cleanup_stale(self, root: Path) -> None:
         shutil.rmtree(root, ignore_errors=True)
