@@ -83,6 +83,7 @@ class FakeRuntimeAPI:
         self.requests: list[Recorded] = []
         self.cond = threading.Condition()
         self.stopping = False
+        self.close_mode = ""  # "silent": drop the connection after each response; "header": say so first
         self.pipes: list[OutputPipe] = []
         self.stdout: OutputPipe | None = None
         api = self
@@ -113,8 +114,12 @@ class FakeRuntimeAPI:
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
+                if api.close_mode == "header":
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(body)
+                if api.close_mode:
+                    self.close_connection = True
 
             def do_GET(self) -> None:
                 self._record(b"")
@@ -255,6 +260,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Runtime]]:
         handler: str = "app.handler",
         env: dict[str, str] | None = None,
         python: str = sys.executable,
+        script: Path = BOOTSTRAP,
     ) -> Runtime:
         task_root = tmp_path / f"task{len(started)}"
         task_root.mkdir()
@@ -279,7 +285,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Runtime]]:
         }
         full_env.update(env or {})
         proc = subprocess.Popen(
-            [python, "-I", "-S", str(BOOTSTRAP)],
+            [python, "-I", "-S", str(script)],
             cwd=task_root,
             env=full_env,
             stdin=subprocess.DEVNULL,
@@ -497,6 +503,34 @@ def test_warm_reuse_keeps_globals_and_one_keepalive_connection(start: Callable[.
     assert len({r.client_port for r in rt.api.requests}) == 1, (
         "every request should use one persistent connection"
     )
+
+
+@pytest.mark.parametrize("mode", ["silent", "header"])
+def test_reconnects_when_the_server_closes_connections(start: Callable[..., Runtime], mode: str) -> None:
+    rt = start(ECHO)
+    rt.api.close_mode = mode
+    assert [rt.invoke({"value": n}).json() for n in range(3)] == [0, 1, 2]
+    assert len({r.client_port for r in rt.api.requests}) > 1
+
+
+def test_large_event_and_response(start: Callable[..., Runtime]) -> None:
+    rt = start(ECHO)
+    big = "x" * (5 * 1024 * 1024)
+    rec = rt.invoke({"value": {"big": big}})
+    assert rec.json() == {"big": big}
+
+
+def test_runs_from_a_precompiled_pyc(start: Callable[..., Runtime], tmp_path: Path) -> None:
+    """Compiling the 1,000-line script costs milliseconds per cold start; the platform may run a .pyc."""
+    import py_compile
+
+    pyc = Path(
+        py_compile.compile(str(BOOTSTRAP), cfile=str(tmp_path / "cache" / "bootstrap.pyc"), doraise=True)
+    )
+    rt = start({"app.py": "import sys\ndef handler(event, context):\n    return sys.path\n"}, script=pyc)
+    path = rt.invoke({}).json()
+    assert path[0] == str(rt.task_root)
+    assert str(pyc.parent) not in path
 
 
 @pytest.mark.parametrize(
@@ -819,6 +853,27 @@ def test_text_logging_format(start: Callable[..., Runtime]) -> None:
         exc,
     )
     assert "via context\rlog" in lines
+
+
+def test_basic_config_is_a_no_op_like_on_aws(start: Callable[..., Runtime]) -> None:
+    rt = start(
+        {
+            "app.py": """
+            import logging
+
+            logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+            def handler(event, context):
+                logging.info("info stays hidden")
+                logging.error("error shows")
+                return len(logging.getLogger().handlers)
+            """
+        }
+    )
+    rec = rt.invoke({})
+    assert rec.json() == 1
+    assert "info stays hidden" not in rec.stdout_before + rt.stderr.text()
+    assert "\terror shows\n" in rec.stdout_before
 
 
 def test_log_level_from_env(start: Callable[..., Runtime]) -> None:

@@ -76,10 +76,10 @@ class FaultException(Exception):
 # ------------------------------------------------------------------------------------------------
 # Process-wide state
 
-_LOG_JSON = (os.environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
-_raw_level = os.environ.get("AWS_LAMBDA_LOG_LEVEL")
-_LOG_LEVEL = {None: "", "TRACE": "DEBUG"}.get(_raw_level, _raw_level or "").upper()
-del _raw_level
+# read from the environment by _read_config() when main() starts
+_LOG_JSON = False  # AWS_LAMBDA_LOG_FORMAT=JSON
+_LOG_LEVEL = ""  # AWS_LAMBDA_LOG_LEVEL, as awslambdaric normalises it
+_ENSURE_ASCII = True  # awslambdaric quirk: its encoder emits raw UTF-8 only on AWS_Lambda_python3.12
 
 _request_id = None  # current invocation, read by the logging filter
 _tenant_id = None
@@ -220,6 +220,11 @@ def json_loads(data):
 _raw_nonce = None
 
 
+def to_json(obj):
+    """awslambdaric's ``to_json``: the encoder used for responses and error reports."""
+    return json_dumps(obj, ensure_ascii=_ENSURE_ASCII, decimals=True)
+
+
 def json_dumps(obj, ensure_ascii=True, decimals=False):
     """``json.dumps(obj)`` with default separators; ``decimals`` encodes ``Decimal`` as a bare number, as the
     RIC's simplejson-based marshaller does."""
@@ -281,7 +286,9 @@ class RuntimeClient:
 
     def _connect(self):
         error = None
-        for family, kind, proto, _, addr in _socket.getaddrinfo(self.host, self.port, 0, _socket.SOCK_STREAM):
+        # bytes: a str host would make _socket import the idna codec (and with it re, enum, ...)
+        host = self.host.encode("ascii", "ignore") if self.host.isascii() else self.host
+        for family, kind, proto, _, addr in _socket.getaddrinfo(host, self.port, 0, _socket.SOCK_STREAM):
             sock = _socket.socket(family, kind, proto)
             try:
                 sock.connect(addr)
@@ -448,7 +455,7 @@ class RuntimeClient:
 
     def post_init_error(self, error_result):
         headers = [("Content-Type", "application/json"), (ERROR_TYPE_HEADER, error_result["errorType"])]
-        self._post("/init/error", json_dumps(error_result).encode("utf-8"), headers)
+        self._post("/init/error", to_json(error_result).encode("utf-8"), headers)
 
 
 def _stderr_line(message):
@@ -648,7 +655,7 @@ def log_error(error_result):
             "level": "ERROR",
             **error_result,
         }
-        _log_event(json_dumps(record, ensure_ascii=_ENSURE_ASCII, decimals=True))
+        _log_event(to_json(record))
         return
     description = "[ERROR]"
     error_type = error_result.get("errorType")
@@ -888,16 +895,11 @@ def unmarshal_event(body, content_type):
         raise FaultException(UNMARSHAL_ERROR, f"Unable to unmarshal input: {e}") from None
 
 
-_ENSURE_ASCII = os.environ.get("AWS_EXECUTION_ENV") != "AWS_Lambda_python3.12"  # an awslambdaric quirk
-
-
 def marshal_response(response):
     if isinstance(response, bytes):
         return response, "application/unknown"
     try:
-        return json_dumps(response, ensure_ascii=_ENSURE_ASCII, decimals=True).encode(
-            "utf-8"
-        ), "application/json"
+        return to_json(response).encode("utf-8"), "application/json"
     except Exception as e:
         raise FaultException(MARSHAL_ERROR, f"Unable to marshal response: {e}") from None
 
@@ -943,7 +945,7 @@ def handle_event_request(client, request_handler, headers, body):
 
     if error_result is not None:
         log_error(error_result)
-        client.post_invocation_error(invoke_id, json_dumps(error_result), json_dumps(xray_fault))
+        client.post_invocation_error(invoke_id, to_json(error_result), to_json(xray_fault))
     else:
         client.post_invocation_result(invoke_id, result, content_type)
 
@@ -979,7 +981,16 @@ def _setup_process():
     sys.meta_path.insert(0, LoggingImportHook())
 
 
+def _read_config(environ):
+    global _LOG_JSON, _LOG_LEVEL, _ENSURE_ASCII
+    _LOG_JSON = (environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+    level = environ.get("AWS_LAMBDA_LOG_LEVEL")
+    _LOG_LEVEL = {None: "", "TRACE": "DEBUG"}.get(level, level or "").upper()
+    _ENSURE_ASCII = environ.get("AWS_EXECUTION_ENV") != "AWS_Lambda_python3.12"
+
+
 def main():
+    _read_config(os.environ)
     _setup_sys_path(os.environ.get("LAMBDA_TASK_ROOT") or "/var/task")
     _setup_process()
     client = RuntimeClient(os.environ.get("AWS_LAMBDA_RUNTIME_API") or "127.0.0.1:9001")
