@@ -53,27 +53,50 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("host", "127.0.0.1", str, "Address the API listens on. Keep it on loopback unless auth is on.", "HOST"),
+    Setting(
+        "host", "127.0.0.1", str, "Address the API listens on. Keep it on loopback unless auth is on.", "HOST"
+    ),
     Setting("port", 9000, int, "TCP port of the API (control plane, invoke, logs).", "PORT"),
     Setting("data_dir", ".shoal", str, "Directory for the SQLite database, code packages and logs.", "DIR"),
     Setting("region", "us-east-1", str, "Region in ARNs and in AWS_REGION inside functions.", "REGION"),
-    Setting("account_id", "123456789012", str, "Account id of the embedded single account (12 digits).", "ID"),
     Setting(
-        "sandbox", "auto", str,
-        "Sandbox backend: auto (namespace where the host allows, else process), namespace or process.", "NAME",
+        "account_id", "123456789012", str, "Account id of the embedded single account (12 digits).", "ID"
     ),
     Setting(
-        "runtimes", {}, _mapping,
+        "sandbox",
+        "auto",
+        str,
+        "Sandbox backend: auto (namespace where the host allows, else process), namespace or process.",
+        "NAME",
+    ),
+    Setting(
+        "runtimes",
+        {},
+        _mapping,
         "Interpreter per runtime id, e.g. python3.12=/usr/bin/python3.12 (comma-separated). Runtimes not "
-        "named are discovered on PATH and in pyenv.", "ID=PATH,...",
+        "named are discovered on PATH and in pyenv.",
+        "ID=PATH,...",
     ),
-    Setting("idle_ttl", 300.0, float, "Seconds an idle execution environment is kept warm before reaping.", "SECONDS"),
-    Setting("init_timeout", 10.0, float, "Seconds the INIT phase of an environment may take (AWS: 10).", "SECONDS"),
     Setting(
-        "log_group_max_bytes", 64 * 1024 * 1024, int,
-        "Size bound of one log group on disk; the oldest streams are removed past it.", "BYTES",
+        "idle_ttl",
+        300.0,
+        float,
+        "Seconds an idle execution environment is kept warm before reaping.",
+        "SECONDS",
     ),
-    Setting("log_flush_interval", 0.2, float, "Seconds between flushes of buffered log lines to disk.", "SECONDS"),
+    Setting(
+        "init_timeout", 10.0, float, "Seconds the INIT phase of an environment may take (AWS: 10).", "SECONDS"
+    ),
+    Setting(
+        "log_group_max_bytes",
+        64 * 1024 * 1024,
+        int,
+        "Size bound of one log group on disk; the oldest streams are removed past it.",
+        "BYTES",
+    ),
+    Setting(
+        "log_flush_interval", 0.2, float, "Seconds between flushes of buffered log lines to disk.", "SECONDS"
+    ),
     Setting("log_level", "info", str, "Server log level: debug, info, warning, error.", "LEVEL"),
 )
 
@@ -104,7 +127,9 @@ class Config:
         return f"http://{self.host}:{self.port}"
 
     @classmethod
-    def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Config:
         """Build a Config from defaults, then ``SHOAL_*`` variables, then explicit overrides (CLI flags)."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -141,8 +166,14 @@ class ConfigError(ValueError):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per setting to ``shoal server``."""
     for s in SETTINGS:
-        parser.add_argument(s.flag, dest=s.name, metavar=s.metavar, type=s.parse, default=None,
-                            help=f"{s.help} [env {s.env_var}; default {_show(s.default)}]")
+        parser.add_argument(
+            s.flag,
+            dest=s.name,
+            metavar=s.metavar,
+            type=s.parse,
+            default=None,
+            help=f"{s.help} [env {s.env_var}; default {_show(s.default)}]",
+        )
 
 
 def from_arguments(args: argparse.Namespace) -> Config:
@@ -160,14 +191,17 @@ def settings_markdown() -> str:
     lines = [
         "# Settings",
         "",
-        "Every setting can be given as a flag of `shoal server` or as an environment variable; the flag wins.",
+        "Every setting can be given as a flag of `shoal server` or as an environment variable; "
+        "the flag wins.",
         "This page is generated from `src/shoal/config.py` (`python -m shoal.config > docs/settings.md`).",
         "",
         "| Setting | Flag | Environment variable | Default | Meaning |",
         "|---|---|---|---|---|",
     ]
     for s in SETTINGS:
-        lines.append(f"| `{s.name}` | `{s.flag} {s.metavar}` | `{s.env_var}` | `{_show(s.default)}` | {s.help} |")
+        lines.append(
+            f"| `{s.name}` | `{s.flag} {s.metavar}` | `{s.env_var}` | `{_show(s.default)}` | {s.help} |"
+        )
     return "\n".join(lines) + "\n"
 
 

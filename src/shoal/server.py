@@ -86,29 +86,35 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
     await asyncio.to_thread(runtimes.discover, config.runtimes)
     note = ""
     if backend is None:
-        backend, note = await asyncio.to_thread(choose_backend, config.sandbox)
+        sandbox, note = await asyncio.to_thread(choose_backend, config.sandbox)
+    else:
+        sandbox = backend
     work_root = data / "environments"
-    backend.cleanup_stale(work_root)  # what a crashed previous run left behind
+    sandbox.cleanup_stale(work_root)  # what a crashed previous run left behind
     work_root.mkdir(parents=True, exist_ok=True)
     settings = Settings(region=config.region, init_timeout=config.init_timeout, endpoint=config.endpoint)
 
     def make_environment(fc: FunctionConfig) -> Environment:
         runtime = runtimes.require(fc.runtime)
-        return Environment(fc, runtime, backend, code.task_root(fc.code_key), work_root, logs.emit, settings)
+        return Environment(fc, runtime, sandbox, code.task_root(fc.code_key), work_root, logs.emit, settings)
 
     pool = EnvironmentPool(make_environment, supervisor, idle_ttl=config.idle_ttl)
     catalog.subscribe(pool.on_config_change)
     invoker = LocalInvoker(catalog, pool, config.region)
     functions = FunctionService(catalog, code, runtimes, supervisor, config.region)
     services = Services(config, functions, invoker, logs, CodeUrlSigner(data / "secret"))
-    stack = Stack(config, supervisor, catalog, store, code, logs, runtimes, backend, pool, invoker, functions,
-                  services)
+    stack = Stack(
+        config, supervisor, catalog, store, code, logs, runtimes, sandbox, pool, invoker, functions, services
+    )
     supervisor.spawn(_flush_loop(logs, config.log_flush_interval), "log-flush")
     supervisor.spawn(pool.reap_loop(), "reaper")
     functions.resume_unsettled()
     if note:
-        log.warning("SANDBOX: functions are NOT isolated from each other or from this host: %s. "
-                    "Run as root on Linux for the namespace sandbox.", note)
+        log.warning(
+            "SANDBOX: functions are NOT isolated from each other or from this host: %s. "
+            "Run as root on Linux for the namespace sandbox.",
+            note,
+        )
     return stack
 
 
@@ -120,14 +126,27 @@ async def _flush_loop(logs: FileLogStore, interval: float) -> None:
 
 async def serve(config: Config) -> None:
     stack = await build(config)
-    server = uvicorn.Server(uvicorn.Config(
-        ShoalApp(stack.services), host=config.host, port=config.port, lifespan="off",
-        log_level="warning", access_log=False, server_header=False, date_header=False,
-    ))
-    log.info("Shoal listening on %s (sandbox: %s%s; data: %s; runtimes: %s; auth: off — any credentials "
-             "are accepted)", config.endpoint, stack.backend.name,
-             "" if stack.backend.isolates else ", NOT isolating", config.data_path,
-             ", ".join(stack.runtimes.ids) or "none")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            ShoalApp(stack.services),
+            host=config.host,
+            port=config.port,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            date_header=False,
+        )
+    )
+    log.info(
+        "Shoal listening on %s (sandbox: %s%s; data: %s; runtimes: %s; auth: off — any credentials "
+        "are accepted)",
+        config.endpoint,
+        stack.backend.name,
+        "" if stack.backend.isolates else ", NOT isolating",
+        config.data_path,
+        ", ".join(stack.runtimes.ids) or "none",
+    )
     try:
         await server.serve()
     finally:
@@ -135,12 +154,13 @@ async def serve(config: Config) -> None:
 
 
 def run(config: Config) -> None:
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable without it
-        runner = asyncio.run
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     with contextlib.suppress(KeyboardInterrupt):
-        runner(serve(config))
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable without it
+            asyncio.run(serve(config))
+        else:
+            uvloop.run(serve(config))

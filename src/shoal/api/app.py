@@ -60,11 +60,15 @@ class ShoalApp:
         urls = self.services.code_urls
         q = request.query_params
         if not urls.verify(sha_hex, q.get("Expires", ""), q.get("Signature", "")):
-            return Response(b"<Error><Code>AccessDenied</Code><Message>Request has expired or the signature "
-                            b"does not match</Message></Error>", 403, media_type="application/xml")
+            return Response(
+                b"<Error><Code>AccessDenied</Code><Message>Request has expired or the signature "
+                b"does not match</Message></Error>",
+                403,
+                media_type="application/xml",
+            )
         code = self.services.functions.code
         try:
-            data = await asyncio.to_thread(code.read, sha_hex)  # type: ignore[attr-defined]
-        except (KeyError, FileNotFoundError):
+            data = await asyncio.to_thread(code.read, sha_hex)
+        except (KeyError, ValueError, FileNotFoundError):
             return Response(b"<Error><Code>NoSuchKey</Code></Error>", 404, media_type="application/xml")
         return Response(data, 200, media_type="application/zip")

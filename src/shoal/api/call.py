@@ -18,8 +18,12 @@ from shoal.core.types import Invoker
 from shoal.logs.store import FileLogStore
 
 # Request body limits per operation (spec §2.3, §11); everything else gets the generic bound.
-BODY_LIMITS = {"Invoke": 6_291_456, "CreateFunction": 69_905_067, "UpdateFunctionCode": 69_905_067,
-               "PublishLayerVersion": 69_905_067}
+BODY_LIMITS = {
+    "Invoke": 6_291_456,
+    "CreateFunction": 69_905_067,
+    "UpdateFunctionCode": 69_905_067,
+    "PublishLayerVersion": 69_905_067,
+}
 DEFAULT_BODY_LIMIT = 1_048_576 * 6
 
 
@@ -90,8 +94,12 @@ Handler = Callable[[Call], Awaitable[Response]]
 
 
 def json_response(call: Call, data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data), status_code=status, media_type="application/json",
-                    headers={"x-amzn-RequestId": call.request_id})
+    return Response(
+        json.dumps(data),
+        status_code=status,
+        media_type="application/json",
+        headers={"x-amzn-RequestId": call.request_id},
+    )
 
 
 def empty_response(call: Call, status: int = 204) -> Response:

@@ -28,7 +28,8 @@ class CodeUrlSigner:
 
     def url(self, base_url: str, sha_hex: str, now: float | None = None) -> str:
         expires = int((now or time.time()) + EXPIRES_IN)
-        return f"{base_url.rstrip('/')}{PATH_PREFIX}{sha_hex}?Expires={expires}&Signature={self._sign(sha_hex, expires)}"
+        signature = self._sign(sha_hex, expires)
+        return f"{base_url.rstrip('/')}{PATH_PREFIX}{sha_hex}?Expires={expires}&Signature={signature}"
 
     def verify(self, sha_hex: str, expires: str, signature: str, now: float | None = None) -> bool:
         if not _SHA_RE.fullmatch(sha_hex) or not expires.isdigit():

@@ -6,18 +6,22 @@ from starlette.responses import Response
 
 from shoal.api.call import Call, Handler, empty_response, json_response
 from shoal.api.render import function_configuration
-from shoal.core.arns import parse_function_ref
+from shoal.core.arns import FunctionRef, parse_function_ref
 from shoal.core.errors import ValidationException
+from shoal.core.types import FunctionConfig
 
 
-def _ref(call: Call, *, with_query: bool = True) -> object:
+def _ref(call: Call, *, with_query: bool = True) -> FunctionRef:
     qualifier = call.query.get("Qualifier") if with_query else None
     return parse_function_ref(call.params["FunctionName"], query_qualifier=qualifier)
 
 
-def _render(call: Call, config: object, *, qualified_latest: bool = False) -> dict[str, object]:
-    return function_configuration(config, call.services.config.region,  # type: ignore[arg-type]
-                                  qualified_latest=qualified_latest)
+def _render(call: Call, config: FunctionConfig, *, qualified_latest: bool = False) -> dict[str, object]:
+    return function_configuration(
+        config,
+        call.services.config.region,
+        qualified_latest=qualified_latest,
+    )
 
 
 async def create_function(call: Call) -> Response:
@@ -27,7 +31,7 @@ async def create_function(call: Call) -> Response:
 
 async def get_function(call: Call) -> Response:
     svc = call.services.functions
-    config = svc.get(call.account_id, _ref(call))  # type: ignore[arg-type]
+    config = svc.get(call.account_id, _ref(call))
     base = str(call.request.base_url)
     out: dict[str, object] = {
         "Configuration": _render(call, config),
@@ -41,21 +45,29 @@ async def get_function(call: Call) -> Response:
 
 
 async def get_function_configuration(call: Call) -> Response:
-    config = call.services.functions.get(call.account_id, _ref(call))  # type: ignore[arg-type]
+    config = call.services.functions.get(call.account_id, _ref(call))
     return json_response(call, _render(call, config))
 
 
 async def list_functions(call: Call) -> Response:
     version = call.query.get("FunctionVersion")
     if version not in (None, "ALL"):
-        raise ValidationException.of([f"Value '{version}' at 'functionVersion' failed to satisfy constraint: "
-                                      "Member must satisfy enum value set: [ALL]"])
+        raise ValidationException.of(
+            [
+                f"Value '{version}' at 'functionVersion' failed to satisfy constraint: "
+                "Member must satisfy enum value set: [ALL]"
+            ]
+        )
     max_items = call.query.get("MaxItems")
     limit = None
     if max_items is not None:
         if not max_items.isdigit() or not 1 <= int(max_items) <= 10000:
-            raise ValidationException.of([f"Value '{max_items}' at 'maxItems' failed to satisfy constraint: "
-                                          "Member must have value between 1 and 10000"])
+            raise ValidationException.of(
+                [
+                    f"Value '{max_items}' at 'maxItems' failed to satisfy constraint: "
+                    "Member must have value between 1 and 10000"
+                ]
+            )
         limit = int(max_items)
     page = call.services.functions.list(call.account_id, call.query.get("Marker"), limit, version == "ALL")
     out: dict[str, object] = {
@@ -68,20 +80,22 @@ async def list_functions(call: Call) -> Response:
 
 async def update_function_code(call: Call) -> Response:
     body = await call.json()
-    config = await call.services.functions.update_code(call.account_id, _ref(call, with_query=False), body)  # type: ignore[arg-type]
+    config = await call.services.functions.update_code(call.account_id, _ref(call, with_query=False), body)
     return json_response(call, _render(call, config))
 
 
 async def update_function_configuration(call: Call) -> Response:
     body = await call.json()
     config = await call.services.functions.update_configuration(
-        call.account_id, _ref(call, with_query=False), body  # type: ignore[arg-type]
+        call.account_id,
+        _ref(call, with_query=False),
+        body,
     )
     return json_response(call, _render(call, config))
 
 
 async def delete_function(call: Call) -> Response:
-    await call.services.functions.delete(call.account_id, _ref(call))  # type: ignore[arg-type]
+    await call.services.functions.delete(call.account_id, _ref(call))
     return empty_response(call, 204)
 
 
@@ -99,4 +113,3 @@ HANDLERS: dict[str, Handler] = {
     "DeleteFunction": delete_function,
     "GetAccountSettings": get_account_settings,
 }
-

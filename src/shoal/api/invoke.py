@@ -10,7 +10,11 @@ from starlette.responses import Response
 
 from shoal.api.call import Call, Handler
 from shoal.core.arns import parse_function_ref
-from shoal.core.errors import InvalidParameterValueException, InvalidRequestContentException, ValidationException
+from shoal.core.errors import (
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    ValidationException,
+)
 from shoal.core.types import InvocationType, InvokeRequest
 
 MAX_CLIENT_CONTEXT = 3583
@@ -28,22 +32,30 @@ def _client_context(value: str | None) -> str | None:
         decoded = base64.b64decode(value, validate=True).decode()
         json.loads(decoded)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidRequestContentException("Client context must be a valid Base64-encoded JSON object.") from None
+        raise InvalidRequestContentException(
+            "Client context must be a valid Base64-encoded JSON object."
+        ) from None
     return json.dumps(json.loads(decoded))  # normalised to ASCII for the Runtime API header
 
 
 async def invoke(call: Call) -> Response:
-    ref = parse_function_ref(call.params["FunctionName"], query_qualifier=call.query.get("Qualifier"), max_len=256)
+    ref = parse_function_ref(
+        call.params["FunctionName"], query_qualifier=call.query.get("Qualifier"), max_len=256
+    )
     type_header = call.header("x-amz-invocation-type") or "RequestResponse"
     invocation_type = _TYPES.get(type_header)
     log_type = call.header("x-amz-log-type") or "None"
     problems = []
     if invocation_type is None:
-        problems.append(f"Value '{type_header}' at 'invocationType' failed to satisfy constraint: Member must "
-                        "satisfy enum value set: [Event, RequestResponse, DryRun]")
+        problems.append(
+            f"Value '{type_header}' at 'invocationType' failed to satisfy constraint: Member must "
+            "satisfy enum value set: [Event, RequestResponse, DryRun]"
+        )
     if log_type not in ("None", "Tail"):
-        problems.append(f"Value '{log_type}' at 'logType' failed to satisfy constraint: Member must satisfy "
-                        "enum value set: [None, Tail]")
+        problems.append(
+            f"Value '{log_type}' at 'logType' failed to satisfy constraint: Member must satisfy "
+            "enum value set: [None, Tail]"
+        )
     if problems:
         raise ValidationException.of(problems)
     assert invocation_type is not None
@@ -52,7 +64,8 @@ async def invoke(call: Call) -> Response:
         from shoal.core.errors import ResourceNotFoundException
 
         raise ResourceNotFoundException(
-            f"Function not found: {function_arn(call.services.config.region, ref.account_id, ref.name)}")
+            f"Function not found: {function_arn(call.services.config.region, ref.account_id, ref.name)}"
+        )
     request = InvokeRequest(
         account_id=call.account_id,
         function_name=ref.name,

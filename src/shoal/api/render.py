@@ -8,7 +8,9 @@ from shoal.core.arns import LATEST, function_arn
 from shoal.core.types import FunctionConfig
 
 
-def function_configuration(config: FunctionConfig, region: str, *, qualified_latest: bool = False) -> dict[str, Any]:
+def function_configuration(
+    config: FunctionConfig, region: str, *, qualified_latest: bool = False
+) -> dict[str, Any]:
     """``FunctionConfiguration`` (spec §1.4). ``$LATEST`` is unqualified except where AWS qualifies it."""
     qualifier = config.version if (config.version != LATEST or qualified_latest) else None
     out: dict[str, Any] = {
@@ -53,8 +55,11 @@ def function_configuration(config: FunctionConfig, region: str, *, qualified_lat
         out["KMSKeyArn"] = config.kms_key_arn
     if "VpcConfig" in config.extra:
         vpc = config.extra["VpcConfig"]
-        out["VpcConfig"] = {"SubnetIds": vpc.get("SubnetIds", []), "SecurityGroupIds": vpc.get("SecurityGroupIds", []),
-                            "VpcId": ""}
+        out["VpcConfig"] = {
+            "SubnetIds": vpc.get("SubnetIds", []),
+            "SecurityGroupIds": vpc.get("SecurityGroupIds", []),
+            "VpcId": "",
+        }
     if "ImageConfig" in config.extra:
         out["ImageConfigResponse"] = {"ImageConfig": config.extra["ImageConfig"]}
     return out

@@ -25,9 +25,7 @@ class Route:
 
 def _compile(uri: str) -> tuple[re.Pattern[str], tuple[tuple[str, str], ...]]:
     path, _, query = uri.partition("?")
-    required = tuple(
-        (k, val) for k, _, val in (part.partition("=") for part in query.split("&") if part)
-    )
+    required = tuple((k, val) for k, _, val in (part.partition("=") for part in query.split("&") if part))
     regex = ""
     for piece in re.split(r"(\{[^}]+\})", path):
         if piece.startswith("{"):
@@ -47,7 +45,9 @@ def lambda_routes() -> tuple[Route, ...]:
     for name in model.operation_names:
         op = model.operation_model(name)
         pattern, required = _compile(op.http["requestUri"])
-        routes.append(Route(name, op.http["method"], pattern, required, int(op.http.get("responseCode", 200))))
+        routes.append(
+            Route(name, op.http["method"], pattern, required, int(op.http.get("responseCode", 200)))
+        )
     # operations that need a query parameter win over the plain path they share
     routes.sort(key=lambda r: -len(r.required_query))
     return tuple(routes)

@@ -21,15 +21,19 @@ def _server(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shoal", description="Self-hosted serverless compute, AWS Lambda at the wire.")
+    parser = argparse.ArgumentParser(
+        prog="shoal", description="Self-hosted serverless compute, AWS Lambda at the wire."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     server = sub.add_parser("server", help="run the Shoal server")
     add_arguments(server)
     server.set_defaults(func=_server)
-    try:
-        from shoal.cli import commands
-    except ImportError:
-        commands = None  # type: ignore[assignment]
+    import importlib
+
+    try:  # the user commands live beside this module
+        commands = importlib.import_module("shoal.cli.commands")
+    except ModuleNotFoundError:
+        commands = None
     if commands is not None:
         commands.register(sub)
     return parser

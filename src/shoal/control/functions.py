@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from shoal.control import validation as v
@@ -32,6 +33,7 @@ from shoal.core.tasks import Supervisor
 from shoal.core.types import FunctionConfig, State, UpdateStatus
 from shoal.runtimes.registry import RuntimeRegistry
 from shoal.store.catalog import FunctionCatalog
+from shoal.store.packages import PackageInfo
 
 log = logging.getLogger("shoal.control")
 
@@ -40,15 +42,10 @@ ACCOUNT_CONCURRENCY = 1000
 ZIP_LIMIT = 52_428_800
 
 
-class PackageInfoLike(Protocol):
-    sha256_hex: str
-    sha256_b64: str
-    size: int
-
-
 class CodeStoreLike(Protocol):
-    def put(self, data: bytes) -> PackageInfoLike: ...
-    def task_root(self, sha256_hex: str) -> Any: ...
+    def put(self, data: bytes) -> PackageInfo: ...
+    def task_root(self, sha256_hex: str) -> Path: ...
+    def read(self, sha256_hex: str) -> bytes: ...
     def delete(self, sha256_hex: str) -> None: ...
     def total_size(self) -> int: ...
 
@@ -61,13 +58,20 @@ class FunctionPage:
 
 def _conflict_pending() -> ResourceConflictException:
     return ResourceConflictException(
-        "The operation cannot be performed at this time. The function is currently in the following state: Pending"
+        "The operation cannot be performed at this time. "
+        "The function is currently in the following state: Pending"
     )
 
 
 class FunctionService:
-    def __init__(self, catalog: FunctionCatalog, code: CodeStoreLike, runtimes: RuntimeRegistry,
-                 supervisor: Supervisor, region: str) -> None:
+    def __init__(
+        self,
+        catalog: FunctionCatalog,
+        code: CodeStoreLike,
+        runtimes: RuntimeRegistry,
+        supervisor: Supervisor,
+        region: str,
+    ) -> None:
         self.catalog = catalog
         self.code = code
         self.runtimes = runtimes
@@ -79,7 +83,9 @@ class FunctionService:
         return self._locks.setdefault((account_id, name), asyncio.Lock())
 
     def arn(self, config: FunctionConfig, qualified: bool = False) -> str:
-        return function_arn(self.region, config.account_id, config.name, config.version if qualified else None)
+        return function_arn(
+            self.region, config.account_id, config.name, config.version if qualified else None
+        )
 
     # ---- reads ----------------------------------------------------------------------------------------
 
@@ -94,7 +100,9 @@ class FunctionService:
             )
         return config
 
-    def list(self, account_id: str, marker: str | None, max_items: int | None, all_versions: bool) -> FunctionPage:
+    def list(
+        self, account_id: str, marker: str | None, max_items: int | None, all_versions: bool
+    ) -> FunctionPage:
         configs = sorted(
             (c for c in self.catalog.all(account_id) if all_versions or c.version == LATEST),
             key=lambda c: (c.name, c.version != LATEST, int(c.version) if c.version.isdigit() else 0),
@@ -106,7 +114,7 @@ class FunctionService:
             except (ValueError, binascii.Error):
                 raise InvalidParameterValueException(f"Invalid Marker: {marker}") from None
         page = min(max_items or LIST_PAGE, LIST_PAGE)
-        chunk = configs[start:start + page]
+        chunk = configs[start : start + page]
         nxt = start + page
         next_marker = base64.urlsafe_b64encode(str(nxt).encode()).decode() if nxt < len(configs) else None
         return FunctionPage(chunk, next_marker)
@@ -145,8 +153,9 @@ class FunctionService:
         p.raise_if_any()
         ref = parse_function_ref(v._str(name_value, "FunctionName"))
         if ref.qualifier is not None:
-            raise InvalidParameterValueException("Unsupported parameter: FunctionName cannot include a qualifier "
-                                                 "in CreateFunction.")
+            raise InvalidParameterValueException(
+                "Unsupported parameter: FunctionName cannot include a qualifier in CreateFunction."
+            )
         self._check_account(account_id, ref)
         v.check_common(p, body)
         architectures = v.check_architectures(p, body.get("Architectures"))
@@ -154,7 +163,9 @@ class FunctionService:
         p.raise_if_any()
         self._refuse_unsupported(body, create=True)
         if body.get("PackageType", "Zip") != "Zip":
-            raise NotImplementedException("PackageType Image (container images) is not supported by Shoal yet.")
+            raise NotImplementedException(
+                "PackageType Image (container images) is not supported by Shoal yet."
+            )
         if not body.get("Runtime") or not body.get("Handler"):
             raise InvalidParameterValueException(
                 "Runtime and Handler are mandatory parameters for functions created with deployment packages."
@@ -202,8 +213,9 @@ class FunctionService:
         if body.get("Publish"):
             raise NotImplementedException.for_operation("UpdateFunctionCode with Publish (PublishVersion)")
         if body.get("S3Bucket") or body.get("S3Key") or body.get("ImageUri"):
-            raise NotImplementedException("Code from S3 or a container image is not supported by Shoal yet; "
-                                          "send ZipFile.")
+            raise NotImplementedException(
+                "Code from S3 or a container image is not supported by Shoal yet; send ZipFile."
+            )
         p = v.Problems()
         architectures = v.check_architectures(p, body.get("Architectures"))
         p.raise_if_any()
@@ -223,8 +235,9 @@ class FunctionService:
         self._settle_later(config, old_code=current.code_key)
         return config
 
-    async def update_configuration(self, account_id: str, ref: FunctionRef,
-                                   body: Mapping[str, Any]) -> FunctionConfig:
+    async def update_configuration(
+        self, account_id: str, ref: FunctionRef, body: Mapping[str, Any]
+    ) -> FunctionConfig:
         if ref.qualifier not in (None, LATEST):
             raise InvalidParameterValueException("Only $LATEST can be updated; versions are immutable.")
         p = v.Problems()
@@ -237,8 +250,15 @@ class FunctionService:
         async with self._lock(account_id, ref.name):
             current = self._updatable(account_id, ref, body.get("RevisionId"))
             changes: dict[str, Any] = {}
-            simple = {"Role": "role", "Handler": "handler", "Description": "description", "Timeout": "timeout",
-                      "MemorySize": "memory_size", "Runtime": "runtime", "KMSKeyArn": "kms_key_arn"}
+            simple = {
+                "Role": "role",
+                "Handler": "handler",
+                "Description": "description",
+                "Timeout": "timeout",
+                "MemorySize": "memory_size",
+                "Runtime": "runtime",
+                "KMSKeyArn": "kms_key_arn",
+            }
             for member, attr in simple.items():
                 if body.get(member) is not None:
                     changes[attr] = body[member]
@@ -279,7 +299,9 @@ class FunctionService:
         async with self._lock(account_id, ref.name):
             deleted = await self.catalog.delete(account_id, ref.name)
         if not deleted:
-            raise ResourceNotFoundException(f"Function not found: {function_arn(self.region, account_id, ref.name)}")
+            raise ResourceNotFoundException(
+                f"Function not found: {function_arn(self.region, account_id, ref.name)}"
+            )
         for key in {c.code_key for c in deleted}:
             await self._collect_code(key)
 
@@ -312,7 +334,8 @@ class FunctionService:
             if current.state is State.PENDING:
                 settled = current.evolve(
                     state=State.FAILED if failure else State.ACTIVE,
-                    state_reason=failure, state_reason_code="InvalidZipFileException" if failure else None,
+                    state_reason=failure,
+                    state_reason_code="InvalidZipFileException" if failure else None,
                 )
             else:
                 settled = current.evolve(
@@ -320,8 +343,9 @@ class FunctionService:
                     last_update_status_reason=failure,
                     last_update_status_reason_code="InvalidZipFileException" if failure else None,
                 )
-            await self.catalog.put(settled.evolve(revision_id=ids.revision_id()),
-                                   expected_revision=current.revision_id)
+            await self.catalog.put(
+                settled.evolve(revision_id=ids.revision_id()), expected_revision=current.revision_id
+            )
         if old_code and old_code != config.code_key:
             await self._collect_code(old_code)
 
@@ -369,8 +393,9 @@ class FunctionService:
         if not isinstance(code, dict):
             raise InvalidParameterValueException("Code must be an object with ZipFile.")
         if code.get("S3Bucket") or code.get("S3Key") or code.get("ImageUri"):
-            raise NotImplementedException("Code from S3 or a container image is not supported by Shoal yet; "
-                                          "send Code.ZipFile.")
+            raise NotImplementedException(
+                "Code from S3 or a container image is not supported by Shoal yet; send Code.ZipFile."
+            )
         data = code.get("ZipFile")
         if not data:
             raise InvalidParameterValueException("Please provide a source for function code.")

@@ -7,23 +7,36 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import botocore.session
+
 from shoal.core.errors import InvalidParameterValueException, ValidationException
 
-RUNTIME_ENUM = (
-    "nodejs nodejs4.3 nodejs6.10 nodejs8.10 nodejs10.x nodejs12.x nodejs14.x nodejs16.x java8 java8.al2 java11 "
-    "python2.7 python3.6 python3.7 python3.8 python3.9 dotnetcore1.0 dotnetcore2.0 dotnetcore2.1 dotnetcore3.1 "
-    "dotnet6 dotnet8 nodejs4.3-edge go1.x ruby2.5 ruby2.7 provided provided.al2 nodejs18.x python3.10 java17 "
-    "ruby3.2 ruby3.3 ruby3.4 python3.11 nodejs20.x provided.al2023 python3.12 java21 python3.13 nodejs22.x "
-    "nodejs24.x python3.14 java25 dotnet10 ruby4.0"
-).split()
+RUNTIME_ENUM: tuple[str, ...] = tuple(
+    botocore.session.get_session().get_service_model("lambda").shape_for("Runtime").enum
+)
 
-RESERVED_ENV_KEYS = frozenset({
-    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
-})
+RESERVED_ENV_KEYS = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
 _ENV_KEY_RE = re.compile(r"[a-zA-Z]([a-zA-Z0-9_])+")
 _HANDLER_RE = re.compile(r"[^\s]+")
 _LOG_GROUP_RE = re.compile(r"[\.\-_/#A-Za-z0-9]+")
@@ -99,40 +112,68 @@ def check_common(p: Problems, body: Mapping[str, Any]) -> None:
 
         role = _str(body["Role"], "Role")
         if not role_is_valid(role):
-            p.add(role, "role", r"Member must satisfy regular expression pattern: "
-                                r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+")
+            p.add(
+                role,
+                "role",
+                r"Member must satisfy regular expression pattern: "
+                r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+",
+            )
     tracing = body.get("TracingConfig")
     if isinstance(tracing, dict) and tracing.get("Mode") not in (None, "Active", "PassThrough"):
-        p.add(tracing.get("Mode"), "tracingConfig.mode", "Member must satisfy enum value set: [Active, PassThrough]")
+        p.add(
+            tracing.get("Mode"),
+            "tracingConfig.mode",
+            "Member must satisfy enum value set: [Active, PassThrough]",
+        )
     logging_config = body.get("LoggingConfig")
     if isinstance(logging_config, dict):
         if logging_config.get("LogFormat") not in (None, "JSON", "Text"):
-            p.add(logging_config.get("LogFormat"), "loggingConfig.logFormat",
-                  "Member must satisfy enum value set: [JSON, Text]")
+            p.add(
+                logging_config.get("LogFormat"),
+                "loggingConfig.logFormat",
+                "Member must satisfy enum value set: [JSON, Text]",
+            )
         group = logging_config.get("LogGroup")
-        if group is not None and (not isinstance(group, str) or not _LOG_GROUP_RE.fullmatch(group)
-                                  or len(group) > 512):
-            p.add(group, "loggingConfig.logGroup",
-                  r"Member must satisfy regular expression pattern: [\.\-_/#A-Za-z0-9]+")
-        levels = {"ApplicationLogLevel": ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"),
-                  "SystemLogLevel": ("DEBUG", "INFO", "WARN")}
+        if group is not None and (
+            not isinstance(group, str) or not _LOG_GROUP_RE.fullmatch(group) or len(group) > 512
+        ):
+            p.add(
+                group,
+                "loggingConfig.logGroup",
+                r"Member must satisfy regular expression pattern: [\.\-_/#A-Za-z0-9]+",
+            )
+        levels = {
+            "ApplicationLogLevel": ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"),
+            "SystemLogLevel": ("DEBUG", "INFO", "WARN"),
+        }
         for member, allowed in levels.items():
             value = logging_config.get(member)
             if value is not None and value not in allowed:
-                p.add(value, f"loggingConfig.{member[0].lower()}{member[1:]}",
-                      f"Member must satisfy enum value set: [{', '.join(allowed)}]")
+                p.add(
+                    value,
+                    f"loggingConfig.{member[0].lower()}{member[1:]}",
+                    f"Member must satisfy enum value set: [{', '.join(allowed)}]",
+                )
 
 
 def check_architectures(p: Problems, value: object) -> tuple[str, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list) or len(value) != 1:
-        p.add(value, "architectures", "Member must have length less than or equal to 1"
-              if isinstance(value, list) and value else "Member must have length greater than or equal to 1")
+        p.add(
+            value,
+            "architectures",
+            "Member must have length less than or equal to 1"
+            if isinstance(value, list) and value
+            else "Member must have length greater than or equal to 1",
+        )
         return None
     if value[0] not in ("x86_64", "arm64"):
-        p.add(value, "architectures", "Member must satisfy constraint: "
-              "[Member must satisfy enum value set: [x86_64, arm64]]")
+        p.add(
+            value,
+            "architectures",
+            "Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64]]",
+        )
         return None
     return (value[0],)
 
@@ -147,8 +188,10 @@ def check_environment(p: Problems, environment: object) -> dict[str, str] | None
     if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
         raise InvalidParameterValueException("Environment.Variables must map names to string values.")
     if any(not _ENV_KEY_RE.fullmatch(k) for k in variables):
-        p.items.append("Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy "
-                       "constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]")
+        p.items.append(
+            "Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy "
+            "constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]"
+        )
         return None
     reserved = [k for k in variables if k in RESERVED_ENV_KEYS]
     if reserved:

@@ -46,7 +46,9 @@ def parse_function_ref(value: str, *, query_qualifier: str | None = None, max_le
             if len(value) > max_len
             else f"Member must satisfy regular expression pattern: {FUNCTION_NAME_PATTERN}"
         )
-        raise ValidationException.of([f"Value '{value}' at 'functionName' failed to satisfy constraint: {constraint}"])
+        raise ValidationException.of(
+            [f"Value '{value}' at 'functionName' failed to satisfy constraint: {constraint}"]
+        )
     m = _ARN_RE.fullmatch(value) or _PARTIAL_RE.fullmatch(value) or _PLAIN_RE.fullmatch(value)
     if m is None:  # matched the loose model pattern but none of the shapes AWS accepts (e.g. "function:x")
         raise InvalidParameterValueException(f"Invalid function name: {value}")
@@ -54,10 +56,12 @@ def parse_function_ref(value: str, *, query_qualifier: str | None = None, max_le
     qualifier = groups.get("qualifier")
     if query_qualifier is not None and query_qualifier != "":
         if not QUALIFIER_RE.fullmatch(query_qualifier) or len(query_qualifier) > 128:
-            raise ValidationException.of([
-                f"Value '{query_qualifier}' at 'qualifier' failed to satisfy constraint: "
-                "Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)"
-            ])
+            raise ValidationException.of(
+                [
+                    f"Value '{query_qualifier}' at 'qualifier' failed to satisfy constraint: "
+                    "Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)"
+                ]
+            )
         if qualifier is not None and qualifier != query_qualifier:
             raise InvalidParameterValueException(
                 "The derived qualifier from the function name does not match the specified qualifier."

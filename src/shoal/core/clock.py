@@ -59,7 +59,7 @@ class FakeClock:
 
 def format_lambda_timestamp(epoch_seconds: float) -> str:
     """``LastModified`` form: ``2026-05-27T06:39:26.637+0000`` (spec §1.1)."""
-    ms = int(round(epoch_seconds * 1000))
+    ms = round(epoch_seconds * 1000)
     t = time.gmtime(ms // 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{ms % 1000:03d}+0000"
 

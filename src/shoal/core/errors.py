@@ -5,7 +5,8 @@ Two families, never mixed:
 * :class:`ApiError` — the platform refused or failed an API request. Each carries its HTTP status and AWS
   error type; :mod:`shoal.api.errors` renders it as the AWS envelope. Messages name what was wrong and how to
   fix it, in AWS's words where AWS has them (spec §1.2).
-* :class:`FunctionError` — the *function* failed (``Unhandled``: exceptions, timeouts, crashes, init failures).
+* :class:`FunctionError` — the *function* failed (``Unhandled``: exceptions, timeouts, crashes, init
+  failures).
   These are not API errors: Invoke answers 200 with ``X-Amz-Function-Error`` (spec §2.4).
 """
 
@@ -24,8 +25,13 @@ class ApiError(ShoalError):
     code: str = "ServiceException"
     error_class: str = "Service"  # the envelope's "Type": "User" for client faults, "Service" for ours
 
-    def __init__(self, message: str, *, extra: Mapping[str, object] | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        extra: Mapping[str, object] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.extra: dict[str, object] = dict(extra or {})
@@ -108,7 +114,8 @@ class ResourceNotReadyException(ApiError):
 
 
 class FunctionError(ShoalError):
-    """A function-level failure: Invoke answers 200 + ``X-Amz-Function-Error: Unhandled`` with :meth:`payload`."""
+    """A function-level failure: Invoke answers 200 + ``X-Amz-Function-Error: Unhandled`` and
+    :meth:`payload`."""
 
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shoal.core import ids
 from shoal.core.arns import function_arn
@@ -146,28 +147,30 @@ class Environment:
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
             "LD_LIBRARY_PATH": f"/var/lang/lib:/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:"
-                               f"{task_root}:{task_root}/lib:/opt/lib",
+            f"{task_root}:{task_root}/lib:/opt/lib",
             "AWS_ENDPOINT_URL_LAMBDA": self.settings.endpoint,
         }
         env.update(c.environment or {})
-        env.update({
-            "_HANDLER": c.handler,
-            "AWS_REGION": self.settings.region,
-            "AWS_DEFAULT_REGION": self.settings.region,
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{c.runtime}",
-            "AWS_LAMBDA_FUNCTION_NAME": c.name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_size),
-            "AWS_LAMBDA_FUNCTION_VERSION": c.version,
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-            "AWS_LAMBDA_LOG_GROUP_NAME": self.group,
-            "AWS_LAMBDA_LOG_STREAM_NAME": self.stream,
-            "AWS_LAMBDA_RUNTIME_API": runtime_api,
-            "AWS_ACCESS_KEY_ID": "SHOALFUNCTIONKEY0000",
-            "AWS_SECRET_ACCESS_KEY": "shoal-function-secret-not-a-real-credential",
-            "AWS_SESSION_TOKEN": "shoal-function-session",
-            "LAMBDA_TASK_ROOT": task_root,
-            "LAMBDA_RUNTIME_DIR": runtime_dir,
-        })
+        env.update(
+            {
+                "_HANDLER": c.handler,
+                "AWS_REGION": self.settings.region,
+                "AWS_DEFAULT_REGION": self.settings.region,
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{c.runtime}",
+                "AWS_LAMBDA_FUNCTION_NAME": c.name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_size),
+                "AWS_LAMBDA_FUNCTION_VERSION": c.version,
+                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "AWS_LAMBDA_LOG_GROUP_NAME": self.group,
+                "AWS_LAMBDA_LOG_STREAM_NAME": self.stream,
+                "AWS_LAMBDA_RUNTIME_API": runtime_api,
+                "AWS_ACCESS_KEY_ID": "SHOALFUNCTIONKEY0000",
+                "AWS_SECRET_ACCESS_KEY": "shoal-function-secret-not-a-real-credential",
+                "AWS_SESSION_TOKEN": "shoal-function-session",
+                "LAMBDA_TASK_ROOT": task_root,
+                "LAMBDA_RUNTIME_DIR": runtime_dir,
+            }
+        )
         if c.log_format == "JSON":
             env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
             if c.application_log_level:
@@ -193,18 +196,30 @@ class Environment:
         )
         task_root = self.backend.task_root(spec)
         runtime_dir = self.backend.sandbox_path(spec, self.runtime.bootstrap_dir, _RUNTIME_DIR)
-        spec = dataclasses.replace(spec, argv=self.runtime.argv(runtime_dir),
-                                   env=self._environment_variables(address, task_root, runtime_dir))
-        self.log(fmt.init_start(self.runtime.runtime_version,
-                                f"arn:aws:lambda:{self.settings.region}::runtime:{_runtime_sha(self.runtime)}"))
+        spec = dataclasses.replace(
+            spec,
+            argv=self.runtime.argv(runtime_dir),
+            env=self._environment_variables(address, task_root, runtime_dir),
+        )
+        self.log(
+            fmt.init_start(
+                self.runtime.runtime_version,
+                f"arn:aws:lambda:{self.settings.region}::runtime:{_runtime_sha(self.runtime)}",
+            )
+        )
         started = time.monotonic()
         self.process = await self.backend.start(spec)
         self.alive = True
         self.process.exited.add_done_callback(self._on_exit)
         loop.add_reader(self.process.output_fd, self._on_output)
-        waiters = {self.endpoint.ready, self.endpoint.init_error, self.process.exited}
-        done, _ = await asyncio.wait(waiters, timeout=self.settings.init_timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        waiters: set[asyncio.Future[Any]] = {
+            self.endpoint.ready,
+            self.endpoint.init_error,
+            self.process.exited,
+        }
+        done, _ = await asyncio.wait(
+            waiters, timeout=self.settings.init_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         self.init_ms = (time.monotonic() - started) * 1000
         if self.endpoint.ready in done:
             return
@@ -216,8 +231,13 @@ class Environment:
         elif self.process.exited in done:
             reason = fmt.exit_reason(self.process.exited.result())
             self.log(fmt.init_report(self.init_ms, "init", "error", "Runtime.ExitError"))
-            self._init_failure = ("Runtime.ExitError", _error_body(
-                "Runtime.ExitError", f"RequestId: {{request_id}} Error: Runtime exited with error: {reason}"))
+            self._init_failure = (
+                "Runtime.ExitError",
+                _error_body(
+                    "Runtime.ExitError",
+                    f"RequestId: {{request_id}} Error: Runtime exited with error: {reason}",
+                ),
+            )
         else:
             self.log(fmt.init_report(self.init_ms, "init", "timeout"))
             self._init_failure = ("Sandbox.Timedout", b"")
@@ -263,7 +283,9 @@ class Environment:
         self._on_output()  # the runtime flushed its output before posting: collect it before END
         return await self._complete(inv, reply, duration_ms, init_ms)
 
-    async def _complete(self, inv: Invocation, reply: Reply, duration_ms: float, init_ms: float | None) -> Outcome:
+    async def _complete(
+        self, inv: Invocation, reply: Reply, duration_ms: float, init_ms: float | None
+    ) -> Outcome:
         rid = inv.request_id
         status, error_type, function_error, payload = "success", None, False, reply.body
         max_mem = self.process.peak_memory_mb() if self.process else 0  # before any kill below
@@ -271,14 +293,16 @@ class Environment:
             function_error = True
         elif reply.kind == "too_large":
             function_error, status, error_type = True, "error", "Function.ResponseSizeTooLarge"
-            payload = _error_body(error_type, "Response payload size exceeded maximum allowed payload size "
-                                              "(6291556 bytes).")
+            payload = _error_body(
+                error_type, "Response payload size exceeded maximum allowed payload size (6291556 bytes)."
+            )
         elif reply.kind == "timeout":
             function_error, status, error_type = True, "timeout", "Sandbox.Timedout"
             duration_ms = self.config.timeout * 1000.0
             self.log(fmt.timed_out(time.time(), rid, self.config.timeout))
-            payload = _error_body(error_type, f"RequestId: {rid} Error: Task timed out after "
-                                              f"{self.config.timeout:.2f} seconds")
+            payload = _error_body(
+                error_type, f"RequestId: {rid} Error: Task timed out after {self.config.timeout:.2f} seconds"
+            )
             await self._kill()
         elif reply.kind == "exit":
             function_error, status, error_type = True, "error", "Runtime.ExitError"
@@ -289,9 +313,17 @@ class Environment:
             payload = _error_body(error_type, f"RequestId: {rid} Error: Runtime exited with error: {reason}")
             await self._kill()
         self.log(fmt.end(rid))
-        self.log(fmt.report(rid, duration_ms, self.config.memory_size, max_mem, init_ms,
-                            None if status == "success" else status,
-                            None if status == "timeout" else error_type))
+        self.log(
+            fmt.report(
+                rid,
+                duration_ms,
+                self.config.memory_size,
+                max_mem,
+                init_ms,
+                None if status == "success" else status,
+                None if status == "timeout" else error_type,
+            )
+        )
         lines, self._capture = self._capture or [], None
         return Outcome(payload, function_error, lines, duration_ms, init_ms, status, error_type)
 
@@ -302,8 +334,10 @@ class Environment:
         status = "error"
         if error_type == "Sandbox.Timedout":
             status = "timeout"
-            body = _error_body(error_type, f"RequestId: {rid} Error: Task timed out after "
-                                           f"{self.settings.init_timeout:.2f} seconds")
+            body = _error_body(
+                error_type,
+                f"RequestId: {rid} Error: Task timed out after {self.settings.init_timeout:.2f} seconds",
+            )
         elif b"{request_id}" in body:
             body = body.replace(b"{request_id}", rid.encode())
         self.log(fmt.end(rid))

@@ -110,26 +110,40 @@ class RuntimeEndpoint:
             self._parked.close()
         self._parked = conn
 
-    def on_result(self, request_id: str, kind: str, body: bytes, too_large: bool,
-                  error_type: str | None) -> tuple[int, bytes]:
+    def on_result(
+        self, request_id: str, kind: str, body: bytes, too_large: bool, error_type: str | None
+    ) -> tuple[int, bytes]:
         event = self.current
         if event is None or self._queued is event:
-            return 403, _json({"errorType": "InvalidStateTransition",
-                               "errorMessage": "no invocation is in progress in this environment"})
+            return 403, _json(
+                {
+                    "errorType": "InvalidStateTransition",
+                    "errorMessage": "no invocation is in progress in this environment",
+                }
+            )
         if request_id != event.request_id:
-            return 400, _json({"errorType": "InvalidRequestID",
-                               "errorMessage": f"Invalid request ID: {request_id!r}"})
+            return 400, _json(
+                {"errorType": "InvalidRequestID", "errorMessage": f"Invalid request ID: {request_id!r}"}
+            )
         if too_large:
             self.finish(Reply("too_large"))
-            return 413, _json({"errorType": "RequestEntityTooLarge",
-                               "errorMessage": f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."})
+            return 413, _json(
+                {
+                    "errorType": "RequestEntityTooLarge",
+                    "errorMessage": f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+                }
+            )
         self.finish(Reply(kind, body, error_type))
         return 202, b'{"status":"OK"}'
 
     def on_init_error(self, body: bytes, error_type: str | None) -> tuple[int, bytes]:
         if self.ready.done():
-            return 403, _json({"errorType": "InvalidStateTransition",
-                               "errorMessage": "init/error after the runtime finished INIT"})
+            return 403, _json(
+                {
+                    "errorType": "InvalidStateTransition",
+                    "errorMessage": "init/error after the runtime finished INIT",
+                }
+            )
         if not self.init_error.done():
             self.init_error.set_result((error_type or "Runtime.Unknown", body))
         return 202, b'{"status":"OK"}'
@@ -208,10 +222,13 @@ class _Connection(asyncio.Protocol):
             return
         request_id, action = match.groups()
         if action == "response":
-            status, reply = endpoint.on_result(request_id, "response", body, self._body_len > self._limit, None)
+            status, reply = endpoint.on_result(
+                request_id, "response", body, self._body_len > self._limit, None
+            )
         else:
-            status, reply = endpoint.on_result(request_id, "error", body[:MAX_ERROR_BYTES], False,
-                                               error_type or "Unhandled")
+            status, reply = endpoint.on_result(
+                request_id, "error", body[:MAX_ERROR_BYTES], False, error_type or "Unhandled"
+            )
         self._send(status, reply)
 
     # responses
@@ -232,8 +249,14 @@ class _Connection(asyncio.Protocol):
     def _send(self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> None:
         if self.transport is None:
             return
-        reason = {200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-                  413: "Payload Too Large"}.get(status, "Error")
+        reason = {
+            200: "OK",
+            202: "Accepted",
+            400: "Bad Request",
+            403: "Forbidden",
+            404: "Not Found",
+            413: "Payload Too Large",
+        }.get(status, "Error")
         head = [f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\n"]
         if headers is None:
             head.append("Content-Type: application/json\r\n")

@@ -39,8 +39,12 @@ class LocalInvoker:
         qualifier = request.qualifier or LATEST
         config = self.catalog.get(request.account_id, request.function_name, qualifier)
         if config is None:
-            arn = function_arn(self.region, request.account_id, request.function_name,
-                               request.qualifier if request.qualifier else None)
+            arn = function_arn(
+                self.region,
+                request.account_id,
+                request.function_name,
+                request.qualifier if request.qualifier else None,
+            )
             raise ResourceNotFoundException(f"Function not found: {arn}")
         if config.state is State.PENDING:
             raise ResourceConflictException(
@@ -76,8 +80,9 @@ class LocalInvoker:
         if request.invocation_type is InvocationType.DRY_RUN:
             return InvokeResult(204, request_id, executed_version=config.version)
         if config.last_update_status is UpdateStatus.FAILED:
-            raise ResourceNotReadyException(f"The last update of the function failed: "
-                                            f"{config.last_update_status_reason}")
+            raise ResourceNotReadyException(
+                f"The last update of the function failed: {config.last_update_status_reason}"
+            )
 
         invocation = Invocation(
             request_id=request_id,

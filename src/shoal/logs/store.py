@@ -107,7 +107,7 @@ class FileLogStore:
         return self._group_dir(account, group).is_dir()
 
     def streams(self, account: str, group: str) -> list[StreamInfo]:
-        out = []
+        out: list[StreamInfo] = []
         group_dir = self._group_dir(account, group)
         if not group_dir.is_dir():
             return out
@@ -117,8 +117,11 @@ class FileLogStore:
                 first = ts if first is None else first
                 last, ingest = ts, ing
             st = path.stat()
-            out.append(StreamInfo(unquote(path.name[:-4]), first or int(st.st_ctime * 1000), first, last, ingest,
-                                  st.st_size))
+            out.append(
+                StreamInfo(
+                    unquote(path.name[:-4]), first or int(st.st_ctime * 1000), first, last, ingest, st.st_size
+                )
+            )
         return out
 
     def events(self, account: str, group: str, streams: list[str] | None = None) -> Iterator[LogEvent]:
@@ -126,7 +129,9 @@ class FileLogStore:
         group_dir = self._group_dir(account, group)
         if not group_dir.is_dir():
             return
-        names = streams if streams is not None else sorted(unquote(p.name[:-4]) for p in group_dir.glob("*.log"))
+        names = (
+            streams if streams is not None else sorted(unquote(p.name[:-4]) for p in group_dir.glob("*.log"))
+        )
         for name in names:
             path = group_dir / (quote(name, safe="") + ".log")
             if path.is_file():
@@ -153,4 +158,3 @@ def stable_event_id(group: str, stream: str, index: int) -> str:
 
     digest = int.from_bytes(hashlib.blake2b(f"{group}\0{stream}".encode(), digest_size=6).digest(), "big")
     return f"{digest:015d}{index:010d}"
-

@@ -25,7 +25,9 @@ def _candidates(minor: str) -> Iterable[str]:
         if directory:
             yield os.path.join(directory, name)
     pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    yield from sorted(glob.glob(os.path.join(pyenv_root, "versions", f"{minor}.*", "bin", name)), reverse=True)
+    yield from sorted(
+        glob.glob(os.path.join(pyenv_root, "versions", f"{minor}.*", "bin", name)), reverse=True
+    )
     yield from (f"/usr/local/bin/{name}", f"/usr/bin/{name}")
 
 
@@ -39,7 +41,10 @@ def _probe(path: str) -> tuple[str, str] | None:
     try:
         out = subprocess.run(
             [path, "-I", "-S", "-c", "import sys; print(sys.executable); print(sys.version.split()[0])"],
-            capture_output=True, text=True, timeout=10, check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -70,12 +75,17 @@ class PythonFamily:
             if runtime_id in configured:
                 found = resolve(configured[runtime_id], minor)
                 if found is None:
-                    log.warning("runtimes setting: %s=%s is not a Python %s interpreter; ignored",
-                                runtime_id, configured[runtime_id], minor)
+                    log.warning(
+                        "runtimes setting: %s=%s is not a Python %s interpreter; ignored",
+                        runtime_id,
+                        configured[runtime_id],
+                        minor,
+                    )
                     continue
             else:
-                found = next(filter(None, (resolve(c, minor) for c in _candidates(minor) if os.path.exists(c))),
-                             None)
+                found = next(
+                    filter(None, (resolve(c, minor) for c in _candidates(minor) if os.path.exists(c))), None
+                )
             if found is not None:
                 runtimes[runtime_id] = self.runtime(runtime_id, *found)
         return runtimes

@@ -19,7 +19,9 @@ class Runtime:
     executable: str  # the real interpreter binary (never a shell shim)
     version: str  # e.g. "3.12.1"
     bootstrap_dir: Path  # host directory holding the bootstrap program, bound at /var/runtime
-    bootstrap_argv: tuple[str, ...]  # argv after the executable; "{runtime_dir}" is replaced by its sandbox path
+    bootstrap_argv: tuple[
+        str, ...
+    ]  # argv after the executable; "{runtime_dir}" is replaced by its sandbox path
     env: Mapping[str, str] = field(default_factory=dict)  # runtime-specific environment (PYTHONPATH …)
 
     @property

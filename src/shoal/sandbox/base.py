@@ -23,7 +23,9 @@ class SandboxSpec:
     work_dir: Path  # host scratch directory owned by this environment (removed on destroy)
     memory_mb: int = 128
     ephemeral_mb: int = 512
-    extra_ro_binds: tuple[tuple[Path, str], ...] = field(default=())  # (host path, sandbox path), e.g. bootstraps
+    extra_ro_binds: tuple[tuple[Path, str], ...] = field(
+        default=()
+    )  # (host path, sandbox path), e.g. bootstraps
 
 
 class SandboxBackend(Protocol):
@@ -114,8 +116,14 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str, work_dir: Path) -> San
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=write_fd, stderr=write_fd,
-            start_new_session=True, close_fds=True,
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=write_fd,
+            start_new_session=True,
+            close_fds=True,
         )
     except BaseException:
         os.close(read_fd)

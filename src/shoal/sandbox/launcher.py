@@ -1,13 +1,15 @@
 """The privileged launcher: set up one environment's isolated view, then exec its runtime.
 
-Run as ``python -I -S launcher.py <hex of marshal(spec)>`` by the namespace backend (``marshal`` is built in:
-``json`` would add ~19 ms to every cold start here, and both ends run the same interpreter). It imports only the standard
-library and nothing from ``shoal``, does its set-up in its own short-lived process (never on the server's
-event loop) and then ``exec``s, so it leaves nothing running. Exit status 125 means set-up failed; the reason
-is on stderr, which the server captures as the environment's log output.
+Run by the namespace backend as ``python -I -S launcher.py <hex of marshal(spec)>``. ``marshal`` is built
+in (``json`` would add ~19 ms to every cold start here) and both ends run the same interpreter. It imports
+only the standard library and nothing from ``shoal``, does its set-up in its own short-lived process (never
+on the server's event loop) and then ``exec``s, so it leaves nothing running. Exit status 125 means set-up
+failed; the reason is on stderr, which the server captures as the environment's log output.
 
 Spec keys: ``argv``, ``env``, ``binds`` (list of [host, inside, readonly]), ``tmp_mb``, ``cwd``.
 """
+
+from __future__ import annotations
 
 import ctypes
 import marshal
@@ -33,7 +35,7 @@ def _check(result: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def _mount(source, target, fstype, flags, data=None):
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     _check(
         _libc.mount(
             source.encode() if source else None,
@@ -46,7 +48,7 @@ def _mount(source, target, fstype, flags, data=None):
     )
 
 
-def setup(spec):
+def setup(spec: dict) -> None:  # type: ignore[type-arg]
     _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     for host, inside, readonly in spec["binds"]:
@@ -58,7 +60,7 @@ def setup(spec):
     os.chdir(spec["cwd"])
 
 
-def main():
+def main() -> int:
     if len(sys.argv) == 2 and sys.argv[1] == "--probe":
         _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
         _mount(None, "/", None, MS_REC | MS_PRIVATE)

@@ -54,7 +54,13 @@ class NamespaceBackend:
     async def start(self, spec: SandboxSpec) -> SandboxProcess:
         binds: list[tuple[str, str, bool]] = [(str(spec.code_dir), TASK_ROOT, True)]
         binds += [(str(host), inside, True) for host, inside in spec.extra_ro_binds]
-        launch = {"argv": spec.argv, "env": spec.env, "binds": binds, "tmp_mb": spec.ephemeral_mb, "cwd": TASK_ROOT}
+        launch = {
+            "argv": spec.argv,
+            "env": spec.env,
+            "binds": binds,
+            "tmp_mb": spec.ephemeral_mb,
+            "cwd": TASK_ROOT,
+        }
         spec.work_dir.mkdir(parents=True, exist_ok=True)
         return spawn([*_launcher_argv(), marshal.dumps(launch).hex()], {}, "/", spec.work_dir)
 

@@ -73,7 +73,9 @@ class SqlFunctionStore:
         with self._engine.connect() as conn:
             text = conn.execute(
                 sa.select(functions.c.data).where(
-                    functions.c.account_id == account_id, functions.c.name == name, functions.c.version == version
+                    functions.c.account_id == account_id,
+                    functions.c.name == name,
+                    functions.c.version == version,
                 )
             ).scalar_one_or_none()
         return None if text is None else _load(text)
@@ -114,15 +116,24 @@ class SqlFunctionStore:
             rows = conn.execute(query).scalars().all()
         configs = [_load(r) for r in rows]
         # numbered versions in numeric order after $LATEST
-        configs.sort(key=lambda c: (c.account_id, c.name, c.version != "$LATEST",
-                                    int(c.version) if c.version.isdigit() else 0))
+        configs.sort(
+            key=lambda c: (
+                c.account_id,
+                c.name,
+                c.version != "$LATEST",
+                int(c.version) if c.version.isdigit() else 0,
+            )
+        )
         return configs
 
     def code_in_use(self, code_key: str) -> bool:
         with self._engine.connect() as conn:
-            return conn.execute(
-                sa.select(sa.literal(1)).where(functions.c.code_key == code_key).limit(1)
-            ).first() is not None
+            return (
+                conn.execute(
+                    sa.select(sa.literal(1)).where(functions.c.code_key == code_key).limit(1)
+                ).first()
+                is not None
+            )
 
     def close(self) -> None:
         self._engine.dispose()
