@@ -140,7 +140,9 @@ class Environment:
 
     # ---- lifecycle ------------------------------------------------------------------------------------
 
-    def _environment_variables(self, runtime_api: str, task_root: str, runtime_dir: str) -> dict[str, str]:
+    def _environment_variables(
+        self, runtime_api: str, task_root: str, runtime_dir: str, places: dict[str, str]
+    ) -> dict[str, str]:
         c = self.config
         env = {
             "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
@@ -175,7 +177,9 @@ class Environment:
             env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
             if c.application_log_level:
                 env["AWS_LAMBDA_LOG_LEVEL"] = c.application_log_level
-        env.update(self.runtime.env)
+        if not self.runtime.managed:
+            del env["AWS_EXECUTION_ENV"]
+        env.update(self.runtime.environment(places))
         return env
 
     async def start(self) -> None:
@@ -196,10 +200,26 @@ class Environment:
         )
         task_root = self.backend.task_root(spec)
         runtime_dir = self.backend.sandbox_path(spec, self.runtime.bootstrap_dir, _RUNTIME_DIR)
+        places = {"runtime_dir": runtime_dir, "task_root": task_root, "opt": "/opt"}
+        executable = None
+        if self.runtime.entrypoint is not None:
+            executable = self.runtime.entrypoint(self.code_dir, None)
+            if executable is None:
+                self.log(fmt.init_report(0.0, "init", "error", "Runtime.InvalidEntrypoint"))
+                self._init_failure = (
+                    "Runtime.InvalidEntrypoint",
+                    _error_body(
+                        "Runtime.InvalidEntrypoint",
+                        "RequestId: {request_id} Error: Couldn't find valid bootstrap(s): "
+                        f"[{task_root}/bootstrap /opt/bootstrap]",
+                    ),
+                )
+                self.init_ms = 0.0
+                return
         spec = dataclasses.replace(
             spec,
-            argv=self.runtime.argv(runtime_dir),
-            env=self._environment_variables(address, task_root, runtime_dir),
+            argv=self.runtime.argv(places, executable),
+            env=self._environment_variables(address, task_root, runtime_dir, places),
         )
         self.log(
             fmt.init_start(
@@ -248,7 +268,6 @@ class Environment:
 
     async def invoke(self, inv: Invocation) -> Outcome:
         """Run one invocation. The caller guarantees one at a time."""
-        assert self.endpoint is not None and self.process is not None
         self.invocations += 1
         cold = self.invocations == 1
         init_ms = self.init_ms if cold else None
@@ -256,6 +275,7 @@ class Environment:
         self.log(fmt.start(inv.request_id, self.config.version))
         if self._init_failure is not None:
             return self._finish_init_failure(inv, init_ms)
+        assert self.endpoint is not None and self.process is not None
 
         loop = asyncio.get_running_loop()
         now = time.time()

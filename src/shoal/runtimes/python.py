@@ -101,4 +101,10 @@ class PythonFamily:
             version=version,
             bootstrap_dir=BOOTSTRAP_DIR,
             bootstrap_argv=("-I", "-S", "{runtime_dir}/bootstrap.py"),
+            host_paths=(_prefix(executable),),
         )
+
+
+def _prefix(executable: str) -> Path:
+    """The installation prefix of an interpreter (``…/bin/python3.12`` → ``…``)."""
+    return Path(executable).resolve().parent.parent

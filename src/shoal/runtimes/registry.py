@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from shoal.core.errors import InvalidParameterValueException
 
+Entrypoint = Callable[[Path, Path | None], str | None]
+"""Given the host paths of the task root and of ``/opt`` (layers), the sandbox path of the program to run
+(with placeholders), or None when there is none: the environment then fails INIT with
+``Runtime.InvalidEntrypoint``. Used by custom runtimes, whose program is the function's ``bootstrap``."""
+
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
-    """One runnable runtime id on this host."""
+    """One runnable runtime id on this host.
+
+    ``executable``, ``bootstrap_argv`` and ``env`` values may hold the placeholders ``{runtime_dir}``
+    (Shoal's bootstrap directory, ``/var/runtime`` inside the sandbox), ``{task_root}`` (``/var/task``) and
+    ``{opt}`` (``/opt``); each sandbox backend says what they are in its view.
+    """
 
     id: str  # e.g. "python3.12"
     family: str  # e.g. "python"
-    executable: str  # the real interpreter binary (never a shell shim)
+    executable: str  # the real interpreter binary (never a shell shim), or a placeholder path
     version: str  # e.g. "3.12.1"
     bootstrap_dir: Path  # host directory holding the bootstrap program, bound at /var/runtime
-    bootstrap_argv: tuple[
-        str, ...
-    ]  # argv after the executable; "{runtime_dir}" is replaced by its sandbox path
-    env: Mapping[str, str] = field(default_factory=dict)  # runtime-specific environment (PYTHONPATH …)
+    bootstrap_argv: tuple[str, ...]  # argv after the executable
+    env: Mapping[str, str] = field(default_factory=dict)  # runtime-specific environment (NODE_PATH …)
+    host_paths: tuple[Path, ...] = ()  # host directories the runtime needs visible (interpreter prefix …)
+    entrypoint: Entrypoint | None = None
+    managed: bool = True  # False for provided* (custom) runtimes: no AWS_EXECUTION_ENV
 
     @property
     def runtime_version(self) -> str:
@@ -31,8 +42,17 @@ class Runtime:
         patch = self.version.split(".")[2] if self.version.count(".") >= 2 else "0"
         return f"{self.family}:{major_minor}.v{patch}"
 
-    def argv(self, runtime_dir: str) -> list[str]:
-        return [self.executable, *(a.replace("{runtime_dir}", runtime_dir) for a in self.bootstrap_argv)]
+    def argv(self, places: Mapping[str, str], executable: str | None = None) -> list[str]:
+        return [fill(executable or self.executable, places), *(fill(a, places) for a in self.bootstrap_argv)]
+
+    def environment(self, places: Mapping[str, str]) -> dict[str, str]:
+        return {k: fill(v, places) for k, v in self.env.items()}
+
+
+def fill(template: str, places: Mapping[str, str]) -> str:
+    for key, value in places.items():
+        template = template.replace("{" + key + "}", value)
+    return template
 
 
 class RuntimeFamily(Protocol):
