@@ -24,7 +24,7 @@ from shoal.environments.environment import Environment, Settings
 from shoal.environments.pool import EnvironmentPool
 from shoal.invoke.invoker import LocalInvoker
 from shoal.logs.store import FileLogStore
-from shoal.runtimes.python import PythonFamily
+from shoal.runtimes.builtin import registry as builtin_runtimes
 from shoal.runtimes.registry import RuntimeRegistry
 from shoal.sandbox import namespace
 from shoal.sandbox.base import SandboxBackend
@@ -81,8 +81,7 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
     await asyncio.to_thread(catalog.load)
     code = FileCodeStore(data / "code")
     logs = FileLogStore(data / "logs", group_max_bytes=config.log_group_max_bytes)
-    runtimes = RuntimeRegistry()
-    runtimes.register(PythonFamily())
+    runtimes = builtin_runtimes()
     await asyncio.to_thread(runtimes.discover, config.runtimes)
     note = ""
     if backend is None:

@@ -108,3 +108,6 @@ class PythonFamily:
 def _prefix(executable: str) -> Path:
     """The installation prefix of an interpreter (``…/bin/python3.12`` → ``…``)."""
     return Path(executable).resolve().parent.parent
+
+
+FAMILY = PythonFamily()
