@@ -782,16 +782,23 @@ def test_hostile_handler_replacing_stdout_and_closing_fd1(start: Callable[..., R
                     sys.stdout = io.StringIO()
                     os.close(1)
                     return "broken"
+                try:  # fd 1 must not have been reused for the bootstrap's new connection
+                    os.write(1, b"GARBAGE")
+                except OSError:
+                    pass
                 logging.warning("still logging")
                 raise RuntimeError("after")
             """
         }
     )
+    rt.api.close_mode = "silent"  # the bootstrap reconnects after fd 1 was closed...
     assert rt.invoke("break").json() == "broken"
+    rt.api.close_mode = ""  # ...and keeps that connection
     rec = rt.invoke("again")
     assert rec.json()["errorType"] == "RuntimeError"
     assert "\tstill logging\n" in rec.stdout_before
     assert "[ERROR] RuntimeError: after\r" in rec.stdout_before
+    assert rt.invoke("third").json()["errorType"] == "RuntimeError"
 
 
 # ------------------------------------------------------------------------------------------------
