@@ -1,0 +1,339 @@
+"""End-to-end fixtures: one real ``shoal server`` per test session, boto3 / raw-HTTP clients against it.
+
+Everything here talks to Shoal only over the wire, exactly as a client of AWS Lambda would.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/lambda-role"
+START_DEADLINE = 30.0  # seconds for the server to answer its first request
+STOP_DEADLINE = 15.0  # seconds between SIGTERM and SIGKILL
+FIXTURES = Path(__file__).with_name("fixtures")
+
+
+def function_arn(name: str, qualifier: str | None = None) -> str:
+    base = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+    return f"{base}:{qualifier}" if qualifier else base
+
+
+def _installed_runtime() -> str:
+    for candidate in ("python3.12", "python3.11"):
+        if shutil.which(candidate):
+            return candidate
+    pytest.exit("neither python3.12 nor python3.11 is installed on this host", returncode=3)
+    raise AssertionError("unreachable")
+
+
+RUNTIME = _installed_runtime()
+
+_counter = itertools.count(1)
+_SESSION_TAG = uuid.uuid4().hex[:6]
+
+
+def unique_name(prefix: str = "fn") -> str:
+    """A function name no other test of this session uses (≤64 chars, AWS's pattern)."""
+    return f"{prefix[:40]}-{_SESSION_TAG}-{next(_counter)}"
+
+
+def make_zip(files: Mapping[str, str | bytes]) -> bytes:
+    """An in-memory deployment package from ``{filename: source}``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, content)
+    return buf.getvalue()
+
+
+def sha256_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def fixture_source(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def error_of(exc: ClientError) -> tuple[int, str, str]:
+    """(HTTP status, error code, message) of a botocore ClientError."""
+    resp = exc.response
+    return (
+        resp["ResponseMetadata"]["HTTPStatusCode"],
+        resp["Error"]["Code"],
+        resp["Error"].get("Message", ""),
+    )
+
+
+def raw_request(
+    endpoint: str,
+    method: str,
+    path: str,
+    *,
+    json_body: Any = None,
+    data: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 30,
+) -> requests.Response:
+    """An unsigned HTTP request that bypasses botocore's client-side validation."""
+    import json as _json
+
+    hdrs = {"Content-Type": "application/json", **(headers or {})}
+    body = data if data is not None else (None if json_body is None else _json.dumps(json_body).encode())
+    return requests.request(method, endpoint + path, data=body, headers=hdrs, timeout=timeout)
+
+
+def assert_raw_error(resp: requests.Response, status: int, code: str, message: str | None = None) -> str:
+    """Checks the AWS error envelope (§1.1) and returns the message."""
+    assert resp.status_code == status, (resp.status_code, resp.text)
+    assert resp.headers.get("x-amzn-RequestId"), dict(resp.headers)
+    error_type = resp.headers.get("x-amzn-ErrorType", "").split(":")[0]
+    assert error_type == code, (error_type, resp.text)
+    body = resp.json()
+    got = body.get("message", body.get("Message"))
+    assert isinstance(got, str), body
+    if status < 500:
+        assert body.get("Type") == "User", body
+    if message is not None:
+        assert got == message, got
+    return got
+
+
+# ---- the server --------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _processes_mentioning(text: str) -> list[tuple[int, str]]:
+    """Live processes whose command line contains ``text`` (zombies have an empty cmdline and are skipped)."""
+    found = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
+        if text in cmdline:
+            found.append((int(entry), cmdline))
+    return found
+
+
+class ShoalServer:
+    def __init__(self, data_dir: Path, log_path: Path) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.endpoint = ""
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def start(self) -> None:
+        for _attempt in range(3):  # a port taken between choosing and binding: try another one
+            port = _free_port()
+            self.endpoint = f"http://127.0.0.1:{port}"
+            log = self.log_path.open("ab")
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "shoal",
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--data-dir",
+                    str(self.data_dir),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            log.close()
+            if self._wait_ready():
+                return
+            self._stop()
+        raise RuntimeError(f"shoal server did not start; its log:\n{self.log_text()}")
+
+    def _wait_ready(self) -> bool:
+        assert self.proc is not None
+        deadline = time.monotonic() + START_DEADLINE
+        url = f"{self.endpoint}/2016-08-19/account-settings"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            if "Shoal listening on" in self.log_text():
+                try:
+                    r = requests.get(url, timeout=2)
+                except requests.RequestException:
+                    r = None
+                # the process must still be alive after answering: otherwise someone else owns the port
+                if r is not None and r.status_code == 200 and self.proc.poll() is None:
+                    return True
+            time.sleep(0.05)  # polling interval with a deadline, not a fixed wait
+        return False
+
+    def _stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def stop_and_check(self) -> None:
+        self._stop()
+        # every process the server started (environments, launchers) must be gone shortly after it exits
+        marker = str(self.data_dir)
+        deadline = time.monotonic() + 5.0
+        left = _processes_mentioning(marker)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = _processes_mentioning(marker)
+        for pid, _ in left:  # clean up what leaked (only processes of this server's data dir), then fail
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        assert not left, f"processes left behind by the Shoal server: {left}"
+
+
+@pytest.fixture(scope="session")
+def shoal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalServer]:
+    base = tmp_path_factory.mktemp("shoal-e2e")
+    server = ShoalServer(base / "data", base / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop_and_check()
+
+
+@pytest.fixture(scope="session")
+def endpoint(shoal_server: ShoalServer) -> str:
+    return shoal_server.endpoint
+
+
+@pytest.fixture(scope="session")
+def data_dir(shoal_server: ShoalServer) -> Path:
+    return shoal_server.data_dir
+
+
+def new_client(endpoint: str, read_timeout: int = 70) -> Any:
+    return boto3.client(
+        "lambda",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        config=BotoConfig(
+            retries={"max_attempts": 1, "mode": "standard"}, read_timeout=read_timeout, connect_timeout=10
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def lambda_client(endpoint: str) -> Any:
+    return new_client(endpoint)
+
+
+WAIT_ACTIVE = {"Delay": 1, "MaxAttempts": 30}
+
+
+def wait_active(client: Any, name: str) -> None:
+    client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=WAIT_ACTIVE)
+
+
+def wait_updated(client: Any, name: str) -> None:
+    client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=WAIT_ACTIVE)
+
+
+@pytest.fixture(scope="session")
+def cleanup_names(lambda_client: Any) -> Iterator[set[str]]:
+    """Functions created outside ``make_function`` register here to be deleted at session end."""
+    names: set[str] = set()
+    yield names
+    for name in names:
+        try:
+            lambda_client.delete_function(FunctionName=name)
+        except ClientError:
+            pass
+
+
+MakeFunction = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def make_function(lambda_client: Any) -> Iterator[MakeFunction]:
+    """``make_function(name, files, handler, runtime=RUNTIME, wait=True, **kw)`` → CreateFunction response.
+
+    ``files`` maps file names to sources (or is raw zip bytes). Waits for Active with the
+    ``function_active_v2`` waiter unless ``wait=False``; deletes the function at teardown.
+    """
+    created: list[str] = []
+
+    def make(
+        name: str,
+        files: Mapping[str, str | bytes] | bytes,
+        handler: str = "app.handler",
+        runtime: str = RUNTIME,
+        *,
+        wait: bool = True,
+        **kw: Any,
+    ) -> dict[str, Any]:
+        zip_bytes = files if isinstance(files, bytes) else make_zip(files)
+        resp = lambda_client.create_function(
+            FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler, Code={"ZipFile": zip_bytes}, **kw
+        )
+        created.append(name)
+        if wait:
+            wait_active(lambda_client, name)
+        return resp
+
+    yield make
+    for name in created:
+        try:
+            lambda_client.delete_function(FunctionName=name)
+        except ClientError:
+            pass
