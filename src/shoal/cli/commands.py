@@ -75,6 +75,7 @@ def run_reporting_errors(func: Callable[[argparse.Namespace], int]) -> Callable[
 
     def wrapper(args: argparse.Namespace) -> int:
         from botocore.exceptions import (
+            BotoCoreError,
             ClientError,
             ConnectionClosedError,
             EndpointConnectionError,
@@ -98,12 +99,14 @@ def run_reporting_errors(func: Callable[[argparse.Namespace], int]) -> Callable[
             return _fail(_waiter_message(exc))
         except ParamValidationError as exc:
             return _fail(f"invalid parameter: {exc}")
+        except BotoCoreError as exc:
+            return _fail(str(exc))
         except CommandError as exc:
             return _fail(str(exc))
         except KeyboardInterrupt:
             return 130
-        except BrokenPipeError:  # e.g. `shoal logs f | head`
-            sys.stderr.close()
+        except BrokenPipeError:  # e.g. `shoal logs f | head`: stop quietly, also at interpreter exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
 
     return wrapper
@@ -318,7 +321,14 @@ def format_event(event: dict[str, Any]) -> str:
 
 
 def group_of(name: str) -> str:
-    return name if name.startswith("/") else f"/aws/lambda/{name}"
+    """The log group of a function name or ARN; a name starting with ``/`` is a log group already."""
+    if name.startswith("/"):
+        return name
+    if name.startswith("arn:"):  # arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
+        parts = name.split(":")
+        if len(parts) >= 7 and parts[5] == "function":
+            name = parts[6]
+    return f"/aws/lambda/{name}"
 
 
 def iter_events(logs: Any, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
