@@ -78,6 +78,29 @@ SETTINGS: tuple[Setting, ...] = (
         "ID=PATH,...",
     ),
     Setting(
+        "uid_range",
+        "100000-165535",
+        str,
+        "Unprivileged uids given to environments (namespace sandbox), one per live environment.",
+        "FIRST-LAST",
+    ),
+    Setting(
+        "function_network",
+        True,
+        _bool,
+        "Whether functions may open network connections (as on AWS).",
+        "BOOL",
+    ),
+    Setting(
+        "cpu_floor",
+        0.1,
+        float,
+        "Smallest CPU share (in vCPUs) of an environment after INIT; above it CPU follows memory, "
+        "1,769 MB = 1 vCPU.",
+        "VCPUS",
+    ),
+    Setting("warm_cgroups", 16, int, "Cgroups created ahead of need at start-up (namespace sandbox).", "N"),
+    Setting(
         "idle_ttl",
         300.0,
         float,
@@ -112,6 +135,10 @@ class Config:
     account_id: str
     sandbox: str
     runtimes: dict[str, str]
+    uid_range: str
+    function_network: bool
+    cpu_floor: float
+    warm_cgroups: int
     idle_ttl: float
     init_timeout: float
     log_group_max_bytes: int
@@ -155,6 +182,11 @@ class Config:
             raise ConfigError(f"sandbox must be auto, namespace or process, not {self.sandbox!r}")
         if not (len(self.account_id) == 12 and self.account_id.isdigit()):
             raise ConfigError(f"account_id must be 12 digits, not {self.account_id!r}")
+        first, _, last = self.uid_range.partition("-")
+        if not (first.isdigit() and last.isdigit() and 0 < int(first) <= int(last)):
+            raise ConfigError(f"uid_range must be FIRST-LAST with 0 < FIRST <= LAST, not {self.uid_range!r}")
+        if not 0 < self.cpu_floor <= 64:
+            raise ConfigError(f"cpu_floor must be a positive number of vCPUs, not {self.cpu_floor}")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be 1-65535, not {self.port}")
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import uvicorn
@@ -36,13 +38,20 @@ from shoal.store.sql import SqlFunctionStore, sqlite_engine
 log = logging.getLogger("shoal")
 
 
-def choose_backend(setting: str) -> tuple[SandboxBackend, str]:
-    """The sandbox backend for ``setting``, and a note for the start-up log when it is not isolating."""
-    if setting in ("auto", "namespace"):
+def choose_backend(config: Config) -> tuple[SandboxBackend, str]:
+    """The sandbox backend the settings ask for, and a note for the start-up log when it is not isolating."""
+    if config.sandbox in ("auto", "namespace"):
         ok, why = namespace.available()
         if ok:
-            return namespace.NamespaceBackend(), ""
-        if setting == "namespace":
+            backend = namespace.NamespaceBackend(
+                config.data_path,
+                uid_range=config.uid_range,
+                network=config.function_network,
+                cpu_floor=config.cpu_floor,
+            )
+            backend.prepare(config.warm_cgroups)
+            return backend, ""
+        if config.sandbox == "namespace":
             raise RuntimeError(f"sandbox=namespace was asked for, but {why}")
         return ProcessBackend(), f"namespace sandbox unavailable ({why})"
     return ProcessBackend(), "process sandbox chosen by setting"
@@ -68,6 +77,9 @@ class Stack:
     async def close(self) -> None:
         await self.pool.close()
         await self.supervisor.close()
+        closer = getattr(self.backend, "close", None)
+        if closer is not None:
+            await asyncio.to_thread(closer)
         await asyncio.to_thread(self.logs.flush)
         self.store.close()
 
@@ -85,7 +97,7 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
     await asyncio.to_thread(runtimes.discover, config.runtimes)
     note = ""
     if backend is None:
-        sandbox, note = await asyncio.to_thread(choose_backend, config.sandbox)
+        sandbox, note = await asyncio.to_thread(choose_backend, config)
     else:
         sandbox = backend
     work_root = data / "environments"
@@ -123,9 +135,18 @@ async def _flush_loop(logs: FileLogStore, interval: float) -> None:
         await asyncio.to_thread(logs.flush)
 
 
+class _HttpServer(uvicorn.Server):
+    """uvicorn, minus its signal handling: it re-raises SIGTERM after serving, which would end the process
+    before Shoal shuts its environments down and flushes its logs. ``serve`` installs its own handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve(config: Config) -> None:
     stack = await build(config)
-    server = uvicorn.Server(
+    server = _HttpServer(
         uvicorn.Config(
             ShoalApp(stack.services),
             host=config.host,
@@ -146,10 +167,14 @@ async def serve(config: Config) -> None:
         config.data_path,
         ", ".join(stack.runtimes.ids) or "none",
     )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.handle_exit, sig, None)
     try:
         await server.serve()
     finally:
         await stack.close()
+        log.info("Shoal stopped: environments shut down, logs flushed")
 
 
 def run(config: Config) -> None:

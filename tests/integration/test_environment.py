@@ -13,21 +13,11 @@ from shoal.core.types import FunctionConfig
 from shoal.environments.environment import Environment, Invocation, Settings
 from shoal.logs.store import FileLogStore
 from shoal.runtimes.python import PythonFamily
-from shoal.sandbox import namespace
-from shoal.sandbox.namespace import NamespaceBackend
-from shoal.sandbox.process import ProcessBackend
+from tests.integration.conftest import NS_OK, NS_WHY
 
 SHA = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
-NS_OK, NS_WHY = namespace.available()
 RUNTIME = PythonFamily.runtime(f"python{sys.version_info[0]}.{sys.version_info[1]}", os.path.realpath(sys.executable),
                                sys.version.split()[0])
-
-BACKENDS = [
-    pytest.param(ProcessBackend, id="process"),
-    pytest.param(NamespaceBackend, id="namespace", marks=pytest.mark.skipif(
-        not NS_OK, reason=f"namespace sandbox unavailable on this host: {NS_WHY}")),
-]
-
 
 def config(**kw):
     base = dict(account_id="123456789012", name="f", runtime=RUNTIME.id, role="r", handler="app.handler",
@@ -36,9 +26,9 @@ def config(**kw):
     return FunctionConfig(**base)
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return request.param()
+@pytest.fixture
+def backend(sandbox_backend):
+    return sandbox_backend
 
 
 @pytest.fixture
@@ -160,28 +150,44 @@ def test_init_error_is_answered_to_the_first_invoke(make_env):
     assert out.function_error and not env.alive
 
 
+def _processes_with(marker):
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
 def test_shutdown_kills_daemonised_children(make_env):
-    env = make_env("import subprocess\n"
+    marker = f"{300 + os.getpid() % 1000}.{time.time_ns() % 10**6}"  # a unique `sleep` argument
+    env = make_env("import subprocess, os\n"
                    "def handler(e, c):\n"
-                   "    p = subprocess.Popen(['sleep', '300'])\n"
-                   "    return p.pid\n")
+                   f"    subprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+                   "    return 'started'\n")
 
     async def scenario():
         await env.start()
         out = await env.invoke(invocation("d"))
+        deadline = time.monotonic() + 5
+        while not _processes_with(f"sleep {marker}") and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert _processes_with(f"sleep {marker}"), "the daemon should be running before shutdown"
         await env.shutdown()
         return out
 
     out = run(scenario())
-    child = int(out.payload)
+    assert out.payload == b'"started"'
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not _is_zombie_or_gone(child):
+    while time.monotonic() < deadline and any(not _is_zombie_or_gone(p) for p in _processes_with(f"sleep {marker}")):
         time.sleep(0.02)
-    assert _is_zombie_or_gone(child)
+    assert all(_is_zombie_or_gone(p) for p in _processes_with(f"sleep {marker}"))
 
 
-@pytest.mark.skipif(not NS_OK, reason=f"namespace sandbox unavailable on this host: {NS_WHY}")
-def test_namespace_view_task_root_read_only_and_private_tmp(tmp_path):
+def test_namespace_view_task_root_read_only_and_private_tmp(tmp_path, namespace_backend):
     marker = Path("/tmp") / f"shoal-host-marker-{os.getpid()}"
     marker.write_text("host")
     try:
@@ -196,7 +202,7 @@ def test_namespace_view_task_root_read_only_and_private_tmp(tmp_path):
             f"    return {{'cwd': os.getcwd(), 'wrote': wrote, 'host_tmp_visible': os.path.exists('{marker}'),"
             " 'tmp': sorted(os.listdir('/tmp')), 'task_root': os.environ['LAMBDA_TASK_ROOT']}\n")
         logs = FileLogStore(tmp_path / "logs")
-        env = Environment(config(), RUNTIME, NamespaceBackend(), code, tmp_path / "envs", logs.emit,
+        env = Environment(config(), RUNTIME, namespace_backend, code, tmp_path / "envs", logs.emit,
                           Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1"))
 
         async def scenario():

@@ -187,7 +187,11 @@ class Environment:
         failure is kept and answered to the first invocation."""
         loop = asyncio.get_running_loop()
         self.endpoint = RuntimeEndpoint()
-        address = await self.endpoint.listen()
+        identity = self.backend.new_identity()
+        address = self.backend.runtime_api_address()
+        if address is None:
+            self.endpoint.allowed_uid = identity  # set before the runtime can connect
+            address = await self.endpoint.listen()
         spec = SandboxSpec(
             env_id=self.id,
             argv=[],
@@ -196,7 +200,11 @@ class Environment:
             work_dir=self.work_dir,
             memory_mb=self.config.memory_size,
             ephemeral_mb=self.config.ephemeral_storage,
-            extra_ro_binds=((self.runtime.bootstrap_dir, _RUNTIME_DIR),),
+            extra_ro_binds=(
+                (self.runtime.bootstrap_dir, _RUNTIME_DIR),
+                *((p, str(p)) for p in self.runtime.host_paths),
+            ),
+            uid=identity,
         )
         task_root = self.backend.task_root(spec)
         runtime_dir = self.backend.sandbox_path(spec, self.runtime.bootstrap_dir, _RUNTIME_DIR)
@@ -232,6 +240,8 @@ class Environment:
         self.alive = True
         self.process.exited.add_done_callback(self._on_exit)
         loop.add_reader(self.process.output_fd, self._on_output)
+        if self.process.listener is not None:
+            await self.endpoint.adopt(self.process.listener)
         waiters: set[asyncio.Future[Any]] = {
             self.endpoint.ready,
             self.endpoint.init_error,
@@ -242,6 +252,7 @@ class Environment:
         )
         self.init_ms = (time.monotonic() - started) * 1000
         if self.endpoint.ready in done:
+            await self.process.after_init()
             return
         self._on_output()
         if self.endpoint.init_error in done:
@@ -288,6 +299,7 @@ class Environment:
             client_context=inv.client_context,
         )
         endpoint = self.endpoint
+        self.process.thaw()
         started = time.monotonic()
         timer = loop.call_later(self.config.timeout, endpoint.finish, Reply("timeout"))
         exit_watch = self.process.exited
@@ -309,6 +321,8 @@ class Environment:
         rid = inv.request_id
         status, error_type, function_error, payload = "success", None, False, reply.body
         max_mem = self.process.peak_memory_mb() if self.process else 0  # before any kill below
+        if self.process is not None and reply.kind in ("response", "error", "too_large"):
+            self.process.freeze()  # idle until the next invocation: no CPU, not billed
         if reply.kind == "error":
             function_error = True
         elif reply.kind == "too_large":
@@ -325,7 +339,9 @@ class Environment:
             )
             await self._kill()
         elif reply.kind == "exit":
-            function_error, status, error_type = True, "error", "Runtime.ExitError"
+            oom = self.process is not None and self.process.oom_killed()
+            function_error, status = True, "error"
+            error_type = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
             reason = fmt.exit_reason(reply.returncode if reply.returncode is not None else -9)
             self._on_output()
             self.log(fmt.runtime_exited(rid, reason))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,8 @@ class RuntimeEndpoint:
         self._parked: _Connection | None = None
         self._server: asyncio.Server | None = None
         self.address = ""
+        self.allowed_uid: int | None = None  # when set, only sockets owned by this uid may connect
+        self.refused = 0  # connections refused by the peer check
 
     async def listen(self, host: str = "127.0.0.1") -> str:
         loop = asyncio.get_running_loop()
@@ -69,6 +72,22 @@ class RuntimeEndpoint:
         port = self._server.sockets[0].getsockname()[1]
         self.address = f"{host}:{port}"
         return self.address
+
+    async def adopt(self, sock: socket.socket) -> None:
+        """Serve on a listening socket made elsewhere (inside the environment's own network namespace)."""
+        loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        self._server = await loop.create_server(lambda: _Connection(self), sock=sock)
+
+    def peer_allowed(self, transport: asyncio.BaseTransport) -> bool:
+        if self.allowed_uid is None:
+            return True
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        ok = peer is not None and local is not None and socket_owner(peer, local) == self.allowed_uid
+        if not ok:
+            self.refused += 1
+        return ok
 
     def close(self) -> None:
         if self._server is not None:
@@ -164,9 +183,14 @@ class _Connection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self.endpoint.peer_allowed(transport):
+            transport.close()  # another environment's process (or anyone else): not this runtime's API
+            return
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
 
     def data_received(self, data: bytes) -> None:
+        if self.transport is None:
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -264,3 +288,27 @@ class _Connection(asyncio.Protocol):
             head.extend(f"{k}: {v}\r\n" for k, v in headers)
         head.append("\r\n")
         self.transport.write("".join(head).encode("latin-1") + body)
+
+
+def _hex_endpoint(address: tuple[str, int]) -> str:
+    """``("127.0.0.1", 9001)`` → ``0100007F:2329`` as in /proc/net/tcp (IPv4, little-endian address)."""
+    packed = socket.inet_aton(address[0])
+    return f"{int.from_bytes(packed, 'little'):08X}:{address[1]:04X}"
+
+
+def socket_owner(peer: tuple[str, int], local: tuple[str, int]) -> int | None:
+    """The uid owning the client socket ``peer`` connected to our ``local`` address, from /proc/net/tcp.
+
+    Read once per Runtime API connection (runtimes keep one keep-alive connection), never per invocation.
+    """
+    want_local, want_remote = _hex_endpoint(peer), _hex_endpoint(local)
+    try:
+        with open("/proc/net/tcp") as fh:
+            next(fh)
+            for line in fh:
+                fields = line.split()
+                if fields[1] == want_local and fields[2] == want_remote:
+                    return int(fields[7])
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return None

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +24,8 @@ class SandboxSpec:
     work_dir: Path  # host scratch directory owned by this environment (removed on destroy)
     memory_mb: int = 128
     ephemeral_mb: int = 512
-    extra_ro_binds: tuple[tuple[Path, str], ...] = field(
-        default=()
-    )  # (host path, sandbox path), e.g. bootstraps
+    extra_ro_binds: tuple[tuple[Path, str], ...] = field(default=())  # (host path, path inside)
+    uid: int | None = None  # the environment's own uid (namespace backend), from ``new_identity``
 
 
 class SandboxBackend(Protocol):
@@ -37,6 +37,16 @@ class SandboxBackend(Protocol):
 
     def sandbox_path(self, spec: SandboxSpec, host_path: Path, inside: str) -> str:
         """The path at which a host file bound with ``extra_ro_binds`` is seen inside the sandbox."""
+
+    def new_identity(self) -> int | None:
+        """A uid for a new environment (None: the backend does not give environments their own uid)."""
+
+    def runtime_api_address(self) -> str | None:
+        """A fixed Runtime API address when environments get a private network (the listener then arrives
+        as ``SandboxProcess.listener``); None when the server listens on the host's loopback."""
+
+    def prepare(self, slots: int) -> None:
+        """Start-up work (a worker thread): clean what a crashed run left, pre-create resources."""
 
     async def start(self, spec: SandboxSpec) -> SandboxProcess: ...
 
@@ -66,16 +76,38 @@ class SandboxProcess:
         return self._returncode
 
     def _on_exit(self) -> None:
-        with contextlib.suppress(ChildProcessError):
+        try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            status = None  # not our child (no subreaper): it ended, its status is unknowable
+        else:
             if pid == 0:
                 return
-            self._returncode = os.waitstatus_to_exitcode(status)
+        self._returncode = os.waitstatus_to_exitcode(status) if status is not None else -9
         asyncio.get_running_loop().remove_reader(self._pidfd)
         os.close(self._pidfd)
         self._pidfd = -1
         if not self.exited.done():
-            self.exited.set_result(self._returncode if self._returncode is not None else -9)
+            self.exited.set_result(self._returncode)
+
+    uid: int | None = None
+    listener: socket.socket | None = None
+
+    def freeze(self) -> None:
+        """Stop the environment's processes while it is idle (no CPU between invocations)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGCONT)
+
+    async def after_init(self) -> None:
+        """Called once INIT has finished (e.g. to apply the CPU quota)."""
+
+    def oom_killed(self) -> bool:
+        """Whether the environment was killed for exceeding its memory (needs a memory cgroup)."""
+        return False
 
     def kill(self) -> None:
         if self._returncode is not None:
@@ -107,7 +139,17 @@ class SandboxProcess:
         await self.exited
 
 
-def spawn(argv: list[str], env: dict[str, str], cwd: str, work_dir: Path) -> SandboxProcess:
+P = TypeVar("P", bound="SandboxProcess")
+
+
+def spawn(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str,
+    work_dir: Path,
+    pass_fds: tuple[int, ...] = (),
+    cls: type[P] | None = None,
+) -> P:
     """Start ``argv`` in a new session, stdout and stderr on one pipe, stdin from /dev/null.
 
     ``subprocess`` uses vfork+exec here (no preexec hook), which stays cheap however large the server is.
@@ -124,6 +166,7 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str, work_dir: Path) -> San
             stderr=write_fd,
             start_new_session=True,
             close_fds=True,
+            pass_fds=pass_fds,
         )
     except BaseException:
         os.close(read_fd)
@@ -132,4 +175,4 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str, work_dir: Path) -> San
         os.close(write_fd)
     proc.returncode = 0  # ownership passes to SandboxProcess: keep Popen from waiting or warning
     os.set_blocking(read_fd, False)
-    return SandboxProcess(proc.pid, read_fd, work_dir)
+    return (cls or SandboxProcess)(proc.pid, read_fd, work_dir)  # type: ignore[return-value]

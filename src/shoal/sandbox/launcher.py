@@ -1,12 +1,22 @@
-"""The privileged launcher: set up one environment's isolated view, then exec its runtime.
+"""The privileged launcher: set up one environment's isolation, then exec its runtime.
 
-Run by the namespace backend as ``python -I -S launcher.py <hex of marshal(spec)>``. ``marshal`` is built
-in (``json`` would add ~19 ms to every cold start here) and both ends run the same interpreter. It imports
-only the standard library and nothing from ``shoal``, does its set-up in its own short-lived process (never
-on the server's event loop) and then ``exec``s, so it leaves nothing running. Exit status 125 means set-up
-failed; the reason is on stderr, which the server captures as the environment's log output.
+Run by the namespace backend as ``python -I -S launcher.py <hex of marshal(spec)>`` with fd 3 open for its
+report. ``marshal`` is built in (``json`` would add ~19 ms to every cold start here) and both ends run the
+same interpreter. It imports only the standard library and nothing from ``shoal``; it does its work in its
+own short-lived processes, never on the server's event loop:
 
-Spec keys: ``argv``, ``env``, ``binds`` (list of [host, inside, readonly]), ``tmp_mb``, ``cwd``.
+1. write the cgroup limits;
+2. ``unshare`` mount, PID, IPC and UTS namespaces (and network when the function has no network), then fork:
+   the child is PID 1 of the new PID namespace; the parent writes the child's pid to fd 3 and exits (the
+   server is the subreaper that inherits the child);
+3. in the child: join the cgroups, build a minimal root (a tmpfs with read-only binds of the system
+   directories, ``/var/task``, ``/var/runtime``, ``/opt`` and the runtime's own directories, a fresh
+   ``/proc``, a small ``/dev``, a private ``/tmp`` of ``EphemeralStorage`` size), ``pivot_root`` into it, drop
+   to the environment's own uid/gid with no supplementary groups, set ``no_new_privs`` and the rlimits, and
+   ``exec`` the runtime.
+
+Exit status 125 (or a child exit of 125) means set-up failed; the reason is on stderr, which the server
+captures as the environment's log output. ``--probe`` checks that the host allows all of this.
 """
 
 from __future__ import annotations
@@ -17,16 +27,37 @@ import os
 import sys
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
+MS_NOEXEC = 0x8
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PDEATHSIG = 1
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
+RLIMIT_NOFILE = 7
+RLIMIT_NPROC = 6
+RLIMIT_CORE = 4
+
+SYSTEM_DIRS = ("usr", "lib", "lib32", "lib64", "libx32", "bin", "sbin", "etc")
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+
+
+class _Rlimit(ctypes.Structure):
+    _fields_ = [("cur", ctypes.c_ulong), ("max", ctypes.c_ulong)]
 
 
 def _check(result: int, what: str) -> None:
@@ -48,33 +79,162 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
     )
 
 
-def setup(spec: dict) -> None:  # type: ignore[type-arg]
-    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+def _bind(source: str, target: str, readonly: bool = True) -> None:
+    _mount(source, target, None, MS_BIND | MS_REC)
+    if readonly:
+        _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _write(path: str, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _mkdirs(root: str, inside: str) -> str:
+    target = root + inside
+    os.makedirs(target, mode=0o755, exist_ok=True)
+    return target
+
+
+def _build_root(spec: dict) -> None:  # type: ignore[type-arg]
+    root = spec["root"]
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=755")
+    for name in SYSTEM_DIRS:
+        host = "/" + name
+        if os.path.islink(host):
+            os.symlink(os.readlink(host), root + host)
+        elif os.path.isdir(host):
+            _bind(host, _mkdirs(root, host))
+    for host, inside in spec["binds"]:
+        if os.path.isdir(host):
+            _bind(host, _mkdirs(root, inside))
+    dev = _mkdirs(root, "/dev")
+    _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755")
+    for name in DEVICES:
+        if os.path.exists("/dev/" + name):
+            open(dev + "/" + name, "w").close()
+            _mount("/dev/" + name, dev + "/" + name, None, MS_BIND)
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
+        os.symlink(target, dev + "/" + name)
+    shm = _mkdirs(root, "/dev/shm")
+    _mount("tmpfs", shm, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
+    _mount("proc", _mkdirs(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    tmp = _mkdirs(root, "/tmp")
+    _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(spec['tmp_mb'])}m,mode=1777")
+    os.chown(tmp, spec["uid"], spec["gid"])
+    _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4m,mode=755")
+    os.chdir(root)
+    _check(_libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")  # old root stacked on the new one
+    _check(_libc.umount2(b".", MNT_DETACH), "umount old root")  # ... and detached: only the new root is left
+    os.chdir("/")
+
+
+def _loopback_up() -> None:
+    import fcntl
+    import socket
+    import struct
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        ifreq = struct.pack("16sH14s", b"lo", 0x1 | 0x40, b"")  # IFF_UP | IFF_RUNNING
+        fcntl.ioctl(sock.fileno(), 0x8914, ifreq)  # SIOCSIFFLAGS
+    finally:
+        sock.close()
+
+
+def _send_listener(report: int) -> None:
+    """Create the Runtime API's listening socket inside this network namespace and hand it to the server."""
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 9001))
+    listener.listen(16)
+    channel = socket.socket(fileno=os.dup(report))
+    try:
+        socket.send_fds(channel, [b"L"], [listener.fileno()])
+    finally:
+        channel.close()
+        listener.close()
+
+
+def _child(spec: dict) -> None:  # type: ignore[type-arg]
+    """PID 1 of the new namespace: finish isolation and exec. Never returns."""
+    os.setsid()
+    report = spec["report_fd"]
+    for path in spec["cgroup_procs"]:
+        _write(path, "0")  # join: only the runtime's memory is charged from here on
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    for host, inside, readonly in spec["binds"]:
-        _mount(host, inside, None, MS_BIND | MS_REC)
-        if readonly:
-            _mount(None, inside, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    # /tmp last: a bind source may live under the host's /tmp
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(spec['tmp_mb'])}m,mode=1777")
+    if not spec["network"]:
+        _loopback_up()
+        _send_listener(report)
+    os.close(report)
+    _build_root(spec)
+    name = b"localhost"
+    _libc.sethostname(name, len(name))
+    os.setgroups([])
+    os.setgid(spec["gid"])
+    os.setuid(spec["uid"])
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    for resource, value in ((RLIMIT_NOFILE, spec["nofile"]), (RLIMIT_NPROC, spec["nproc"]), (RLIMIT_CORE, 0)):
+        limit = _Rlimit(value, value)
+        _check(_libc.setrlimit(resource, ctypes.byref(limit)), "setrlimit")
     os.chdir(spec["cwd"])
+    argv = spec["argv"]
+    os.execve(argv[0], argv, spec["env"])
+
+
+def launch(spec: dict) -> int:  # type: ignore[type-arg]
+    for path, value in spec["cgroup_limits"]:
+        _write(path, value)
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    if not spec["network"]:
+        flags |= CLONE_NEWNET
+    _check(_libc.unshare(flags), "unshare")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _child(spec)
+        except BaseException as exc:  # report and leave: the server sees exit status 125
+            os.write(2, f"shoal launcher: sandbox set-up failed: {exc}\n".encode())
+        os._exit(125)
+    os.write(spec["report_fd"], f"P{pid}\n".encode())
+    return 0
+
+
+def probe() -> int:
+    """Check, in a throw-away child, that namespaces, mounts and pivot_root work here."""
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _mount(None, "/", None, MS_REC | MS_PRIVATE)
+            root = sys.argv[2]
+            _build_root({"root": root, "binds": [], "tmp_mb": 1, "uid": 65534, "gid": 65534})
+            os._exit(0)
+        except BaseException as exc:
+            os.write(2, f"{exc}\n".encode())
+            os._exit(125)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 def main() -> int:
-    if len(sys.argv) == 2 and sys.argv[1] == "--probe":
-        _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-        _mount(None, "/", None, MS_REC | MS_PRIVATE)
-        _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m")
-        return 0
-    spec = marshal.loads(bytes.fromhex(sys.argv[1]))
+    if len(sys.argv) == 3 and sys.argv[1] == "--probe":
+        return probe()
     try:
-        setup(spec)
+        return launch(marshal.loads(bytes.fromhex(sys.argv[1])))
     except OSError as exc:
         sys.stderr.write(f"shoal launcher: sandbox set-up failed: {exc}\n")
         return 125
-    argv = spec["argv"]
-    os.execve(argv[0], argv, spec["env"])
-    return 125  # not reached
 
 
 if __name__ == "__main__":

@@ -1,25 +1,36 @@
-"""The namespace backend: each environment in its own mount namespace, set up by the launcher.
+"""The namespace backend: every environment in its own PID, mount, IPC and UTS namespaces (and network
+namespace when functions have no network), its own cgroup and its own unprivileged uid.
 
-The function sees its code read-only at ``/var/task``, Shoal's language bootstrap read-only at
-``/var/runtime`` and a private tmpfs ``/tmp`` of ``EphemeralStorage`` size that lives as long as the
-environment. (PID/IPC/UTS namespaces, per-environment uids, cgroups and the read-only root come with the full
-sandbox.)
+The privileged set-up happens in ``launcher.py`` (a separate, stdlib-only program). This module only
+prepares the launcher's spec, reads its report, and owns the environment's lifetime: the environment's first
+process (PID 1 of its namespace) is inherited by the server, which is a child subreaper.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ctypes
 import marshal
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from shoal.sandbox.base import SandboxProcess, SandboxSpec, spawn
+from shoal.sandbox.cgroups import CgroupPool, CgroupUnavailable, Slot, cpu_quota_us
+from shoal.sandbox.uids import UidAllocator
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
 TASK_ROOT = "/var/task"
-MOUNT_POINTS = (TASK_ROOT, "/var/runtime", "/opt")
+PRIVATE_RUNTIME_API = "127.0.0.1:9001"
+MAX_FDS = 1024
+MAX_PROCS = 1024
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def _launcher_argv() -> list[str]:
@@ -27,23 +38,109 @@ def _launcher_argv() -> list[str]:
 
 
 def available() -> tuple[bool, str]:
-    """Whether this host lets Shoal create mount namespaces, with the reason when it does not."""
+    """Whether this host lets Shoal isolate environments, with the reason when it does not."""
+    if sys.platform != "linux":
+        return False, "namespaces need Linux"
     if os.geteuid() != 0:
         return False, "the server is not running as root"
     try:
-        for point in MOUNT_POINTS:
-            os.makedirs(point, exist_ok=True)
-        probe = subprocess.run([*_launcher_argv(), "--probe"], capture_output=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return False, f"the launcher probe failed: {exc}"
+        probe_pool = CgroupPool("probe")
+        probe_pool.close()
+    except (CgroupUnavailable, OSError) as exc:
+        return False, f"cgroups are not usable: {exc}"
+    with tempfile.TemporaryDirectory(prefix="shoal-probe-") as root:
+        try:
+            probe = subprocess.run(
+                [*_launcher_argv(), "--probe", root], capture_output=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            return False, f"the launcher probe failed: {exc}"
     if probe.returncode != 0:
         return False, f"the launcher probe failed: {probe.stderr.decode(errors='replace').strip()}"
     return True, ""
 
 
+def become_subreaper() -> None:
+    """Orphaned environment processes (the launcher exits after forking) are re-parented to this process."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+class NamespaceProcess(SandboxProcess):
+    """PID 1 of an environment's PID namespace, with its cgroup slot and uid."""
+
+    def __init__(
+        self,
+        pid: int,
+        output_fd: int,
+        work_dir: Path,
+        backend: NamespaceBackend,
+        slot: Slot,
+        uid: int,
+        memory_mb: int,
+        listener: socket.socket | None,
+    ) -> None:
+        super().__init__(pid, output_fd, work_dir)
+        self.backend = backend
+        self.slot = slot
+        self.uid = uid
+        self.own_uid = uid
+        self.memory_mb = memory_mb
+        self.listener = listener
+        self._oom_baseline = slot.oom_kills()
+        self._released = False
+
+    def peak_memory_mb(self) -> int:
+        return self.slot.peak_memory_mb()
+
+    def oom_killed(self) -> bool:
+        return self.slot.oom_kills() > self._oom_baseline
+
+    def freeze(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGCONT)
+
+    async def after_init(self) -> None:
+        """INIT ran with the CPU boost AWS gives it; from the first invoke on, the quota applies."""
+        quota = cpu_quota_us(self.memory_mb, self.backend.cpu_floor, os.cpu_count() or 1)
+        await asyncio.to_thread(self.slot.set_cpu_quota, quota)
+
+    async def destroy(self, grace: float = 0.0) -> None:
+        self.thaw()  # a stopped process does not act on SIGTERM
+        await super().destroy(grace)
+        if not self._released:
+            self._released = True
+            await asyncio.to_thread(self.backend.release, self.slot, self.own_uid)
+        if self.listener is not None:
+            self.listener.close()
+
+
 class NamespaceBackend:
     name = "namespace"
-    isolates = True  # partially until the full sandbox lands: see the module docstring
+    isolates = True
+
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        uid_range: str = "100000-165535",
+        network: bool = True,
+        cpu_floor: float = 0.1,
+    ) -> None:
+        self.cgroups = CgroupPool.for_data_dir(data_dir) if data_dir else CgroupPool(f"pid{os.getpid()}")
+        self._prepared = False
+        self.uids = UidAllocator.parse(uid_range)
+        self.network = network
+        self.cpu_floor = cpu_floor
+
+    @property
+    def private_network(self) -> bool:
+        return not self.network
 
     def task_root(self, spec: SandboxSpec) -> str:
         return TASK_ROOT
@@ -51,18 +148,128 @@ class NamespaceBackend:
     def sandbox_path(self, spec: SandboxSpec, host_path: Path, inside: str) -> str:
         return inside
 
+    def new_identity(self) -> int:
+        return self.uids.take()
+
+    def runtime_api_address(self) -> str | None:
+        """The Runtime API address functions use when they have their own network namespace."""
+        return PRIVATE_RUNTIME_API if self.private_network else None
+
+    def prepare(self, slots: int) -> None:
+        """Start-up (worker thread): clean what a crash left, then pre-create cgroup slots."""
+        self.cgroups.cleanup_stale()
+        self.cgroups.prepare(slots)
+        become_subreaper()
+        self._prepared = True
+
+    def release(self, slot: Slot, uid: int) -> None:
+        self.cgroups.give_back(slot)
+        self.uids.give_back(uid)
+
     async def start(self, spec: SandboxSpec) -> SandboxProcess:
-        binds: list[tuple[str, str, bool]] = [(str(spec.code_dir), TASK_ROOT, True)]
-        binds += [(str(host), inside, True) for host, inside in spec.extra_ro_binds]
+        if spec.uid is None:
+            raise ValueError("the namespace backend needs spec.uid (from new_identity)")
+        if not self._prepared:
+            await asyncio.to_thread(self.prepare, 0)
+        slot = await asyncio.to_thread(self.cgroups.take) if self.cgroups.empty else self.cgroups.take()
+        root = spec.work_dir / "root"
+        root.mkdir(parents=True, exist_ok=True)
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        binds = [(str(spec.code_dir), TASK_ROOT)]
+        binds += [(str(host), inside) for host, inside in spec.extra_ro_binds]
         launch = {
             "argv": spec.argv,
             "env": spec.env,
             "binds": binds,
             "tmp_mb": spec.ephemeral_mb,
             "cwd": TASK_ROOT,
+            "root": str(root),
+            "uid": spec.uid,
+            "gid": spec.uid,
+            "network": self.network,
+            "cgroup_limits": slot.limit_writes(spec.memory_mb, MAX_PROCS),
+            "cgroup_procs": slot.procs_files(),
+            "nofile": MAX_FDS,
+            "nproc": MAX_PROCS,
+            "report_fd": child_sock.fileno(),
         }
-        spec.work_dir.mkdir(parents=True, exist_ok=True)
-        return spawn([*_launcher_argv(), marshal.dumps(launch).hex()], {}, "/", spec.work_dir)
+        try:
+            launcher: SandboxProcess = spawn(
+                [*_launcher_argv(), marshal.dumps(launch).hex()],
+                {},
+                "/",
+                spec.work_dir,
+                pass_fds=(child_sock.fileno(),),
+            )
+        except BaseException:
+            parent_sock.close()
+            child_sock.close()
+            await asyncio.to_thread(self.release, slot, spec.uid)
+            raise
+        child_sock.close()
+        try:
+            pid, listener = await self._read_report(parent_sock, launcher)
+        except BaseException:
+            launcher.kill()
+            os.close(launcher.output_fd)
+            await asyncio.to_thread(self.release, slot, spec.uid)
+            raise
+        finally:
+            parent_sock.close()
+        return NamespaceProcess(
+            pid, launcher.output_fd, spec.work_dir, self, slot, spec.uid, spec.memory_mb, listener
+        )
+
+    async def _read_report(
+        self, sock: socket.socket, launcher: SandboxProcess
+    ) -> tuple[int, socket.socket | None]:
+        """The launcher reports ``P<pid>``; with a private network the child also sends its listener."""
+        sock.setblocking(False)
+        pid: int | None = None
+        listener: socket.socket | None = None
+        buffer = b""
+        while pid is None or (self.private_network and listener is None):
+            data, fds = await _recv_report(sock)
+            if fds:
+                listener = socket.socket(fileno=fds[0])
+            if not data and not fds:
+                break
+            buffer += data
+            if pid is None and b"\n" in buffer:
+                line, _, buffer = buffer.partition(b"\n")
+                pid = int(line.removeprefix(b"P"))
+        returncode = await launcher.exited
+        if pid is None:
+            raise RuntimeError(
+                f"the sandbox launcher failed (exit status {returncode}); see the function's log"
+            )
+        return pid, listener
 
     def cleanup_stale(self, root: Path) -> None:
         shutil.rmtree(root, ignore_errors=True)
+
+    def close(self) -> None:
+        self.cgroups.close()
+
+
+async def _recv_report(sock: socket.socket) -> tuple[bytes, list[int]]:
+    """One ``recvmsg`` without blocking the loop: (bytes, passed file descriptors)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            msg, ancdata, _, _ = sock.recvmsg(64, socket.CMSG_LEN(4))
+            break
+        except BlockingIOError:
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(sock.fileno(), ready.set_result, None)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(sock.fileno())
+    fds: list[int] = []
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.extend(
+                int.from_bytes(data[i : i + 4], sys.byteorder) for i in range(0, len(data) - len(data) % 4, 4)
+            )
+    return msg, fds

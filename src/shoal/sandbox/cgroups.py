@@ -1,0 +1,234 @@
+"""Control groups for execution environments: v2 where mounted, v1 otherwise (detected, never assumed).
+
+Slots are pre-created and reused (creating a cgroup costs ~0.24 ms here, attaching to a pooled one ~0.02 ms).
+The server only *reads* cgroup files on its event loop; every write (limits, quota, resets, clean-up) runs in
+a worker thread or in the launcher, which also attaches the environment's first process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path("/sys/fs/cgroup")
+V1_CONTROLLERS = ("memory", "cpu", "pids")
+CPU_PERIOD_US = 100_000
+MB_PER_VCPU = 1769  # spec §11: 1,769 MB = 1 vCPU
+
+
+def cpu_quota_us(memory_mb: int, floor_vcpu: float, host_cpus: int) -> int:
+    """CPU quota per ``CPU_PERIOD_US``: in proportion to memory, at least ``floor_vcpu``, at most the host."""
+    vcpu = min(max(memory_mb / MB_PER_VCPU, floor_vcpu), float(host_cpus))
+    return max(1000, int(vcpu * CPU_PERIOD_US))
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One reusable cgroup (v2) or set of per-controller cgroups (v1)."""
+
+    name: str
+    paths: dict[str, Path]  # controller ("memory", "cpu", "pids" — or "unified") → directory
+    version: int
+
+    # ---- what the launcher writes (as strings, so it needs no knowledge of versions) ---------------------
+
+    def limit_writes(self, memory_mb: int, pids: int) -> list[tuple[str, str]]:
+        mem = str(memory_mb * 1024 * 1024)
+        if self.version == 2:
+            d = self.paths["unified"]
+            return [
+                (str(d / "memory.max"), mem),
+                (str(d / "memory.swap.max"), "0"),
+                (str(d / "pids.max"), str(pids)),
+            ]
+        out = [(str(self.paths["memory"] / "memory.limit_in_bytes"), mem)]
+        if (self.paths["memory"] / "memory.memsw.limit_in_bytes").exists():
+            out.append((str(self.paths["memory"] / "memory.memsw.limit_in_bytes"), mem))
+        out.append((str(self.paths["pids"] / "pids.max"), str(pids)))
+        return out
+
+    def procs_files(self) -> list[str]:
+        return [str(p / "cgroup.procs") for p in self.paths.values()]
+
+    # ---- reads (cheap virtual files; fine on the event loop) -------------------------------------------
+
+    def peak_memory_mb(self) -> int:
+        name = "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"
+        path = self.paths["unified" if self.version == 2 else "memory"] / name
+        try:
+            return max(1, -(-int(path.read_text()) // (1024 * 1024)))
+        except (OSError, ValueError):
+            return 0
+
+    def oom_kills(self) -> int:
+        if self.version == 2:
+            path, key = self.paths["unified"] / "memory.events", "oom_kill"
+        else:
+            path, key = self.paths["memory"] / "memory.oom_control", "oom_kill"
+        try:
+            for line in path.read_text().splitlines():
+                k, _, v = line.partition(" ")
+                if k == key:
+                    return int(v)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def pids(self) -> list[int]:
+        try:
+            text = (next(iter(self.paths.values())) / "cgroup.procs").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in text.split()]
+
+    # ---- writes (worker threads only) ------------------------------------------------------------------
+
+    def set_cpu_quota(self, quota_us: int) -> None:
+        if self.version == 2:
+            _write(self.paths["unified"] / "cpu.max", f"{quota_us} {CPU_PERIOD_US}")
+        else:
+            _write(self.paths["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+            _write(self.paths["cpu"] / "cpu.cfs_quota_us", str(quota_us))
+
+    def clear_cpu_quota(self) -> None:
+        if self.version == 2:
+            _write(self.paths["unified"] / "cpu.max", f"max {CPU_PERIOD_US}")
+        else:
+            _write(self.paths["cpu"] / "cpu.cfs_quota_us", "-1")
+
+    def kill_all(self) -> None:
+        """SIGKILL every process left in the slot (a daemon that escaped its session, say)."""
+        if self.version == 2 and (self.paths["unified"] / "cgroup.kill").exists():
+            _write(self.paths["unified"] / "cgroup.kill", "1")
+            return
+        for _ in range(100):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def reset(self) -> None:
+        """Make a used slot as good as new for the next environment."""
+        self.clear_cpu_quota()
+        if self.version == 1:
+            with contextlib.suppress(OSError):
+                _write(self.paths["memory"] / "memory.max_usage_in_bytes", "0")
+
+    def remove(self) -> None:
+        for path in self.paths.values():
+            with contextlib.suppress(OSError):
+                path.rmdir()
+
+
+def _write(path: Path, value: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(value)
+
+
+class CgroupUnavailable(RuntimeError):
+    pass
+
+
+class CgroupPool:
+    """Pre-created cgroup slots under ``shoal/<instance>``, handed out and returned."""
+
+    def __init__(self, instance: str) -> None:
+        self.instance = instance
+        self.version, self.bases = _detect(instance)
+        self._free: list[Slot] = []
+        self._all: list[Slot] = []
+        self._count = 0
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path) -> CgroupPool:
+        return cls(hashlib.sha256(str(data_dir).encode()).hexdigest()[:12])
+
+    def cleanup_stale(self) -> int:
+        """Kill what a crashed previous run left in its slots and remove them; returns how many slots."""
+        removed = 0
+        for base in self.bases.values():
+            if not base.is_dir():
+                continue
+            for child in sorted(p for p in base.iterdir() if p.is_dir()):
+                slot = Slot(child.name, {k: b / child.name for k, b in self.bases.items()}, self.version)
+                slot.kill_all()
+                slot.remove()
+                removed += 1
+        return removed
+
+    def prepare(self, n: int) -> None:
+        """Create ``n`` more slots ahead of need (call from a worker thread)."""
+        for _ in range(n):
+            self._free.append(self._create())
+
+    def _create(self) -> Slot:
+        self._count += 1
+        name = f"slot-{os.getpid()}-{self._count}"
+        paths = {}
+        for controller, base in self.bases.items():
+            path = base / name
+            path.mkdir(parents=True, exist_ok=True)
+            paths[controller] = path
+        slot = Slot(name, paths, self.version)
+        self._all.append(slot)
+        return slot
+
+    @property
+    def empty(self) -> bool:
+        return not self._free
+
+    def take(self) -> Slot:
+        """A slot, from the pool when there is one (thread-safe enough for the GIL: list.pop)."""
+        try:
+            return self._free.pop()
+        except IndexError:
+            return self._create()
+
+    def give_back(self, slot: Slot) -> None:
+        """Return a slot after its environment ended (call from a worker thread)."""
+        slot.kill_all()
+        slot.reset()
+        self._free.append(slot)
+
+    def close(self) -> None:
+        """Remove every slot this pool made (killing anything still in one) and the instance directory."""
+        for slot in self._all:
+            slot.kill_all()
+            slot.remove()
+        self._all.clear()
+        self._free.clear()
+        for base in self.bases.values():
+            with contextlib.suppress(OSError):
+                base.rmdir()
+
+
+def _detect(instance: str) -> tuple[int, dict[str, Path]]:
+    """(version, controller → base directory for this instance)."""
+    unified = ROOT / "cgroup.controllers"
+    if unified.exists():
+        controllers = unified.read_text().split()
+        if {"memory", "pids", "cpu"} <= set(controllers):
+            base = ROOT / "shoal" / instance
+            base.mkdir(parents=True, exist_ok=True)
+            for parent in (ROOT / "shoal", base):
+                with contextlib.suppress(OSError):
+                    _write(parent / "cgroup.subtree_control", "+memory +pids +cpu")
+            return 2, {"unified": base}
+    bases = {}
+    for controller in V1_CONTROLLERS:
+        mount = ROOT / controller
+        if not (mount / "cgroup.procs").exists():
+            raise CgroupUnavailable(f"cgroup v1 controller '{controller}' is not mounted at {mount}")
+        base = mount / "shoal" / instance
+        base.mkdir(parents=True, exist_ok=True)
+        bases[controller] = base
+    if (ROOT / "memory" / "memory.use_hierarchy").exists():
+        with contextlib.suppress(OSError):
+            _write(ROOT / "memory" / "shoal" / "memory.use_hierarchy", "1")
+    return 1, bases
