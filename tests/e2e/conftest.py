@@ -261,6 +261,8 @@ def data_dir(shoal_server: ShoalServer) -> Path:
 
 
 def new_client(endpoint: str, read_timeout: int = 70) -> Any:
+    """A boto3 Lambda client that never retries (``max_attempts`` alone would still allow one retry of a 5xx:
+    botocore counts it as retries after the first attempt), so no invoke is ever run twice."""
     return boto3.client(
         "lambda",
         endpoint_url=endpoint,
@@ -268,7 +270,9 @@ def new_client(endpoint: str, read_timeout: int = 70) -> Any:
         aws_access_key_id="AKIDEXAMPLE",
         aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         config=BotoConfig(
-            retries={"max_attempts": 1, "mode": "standard"}, read_timeout=read_timeout, connect_timeout=10
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            read_timeout=read_timeout,
+            connect_timeout=10,
         ),
     )
 
