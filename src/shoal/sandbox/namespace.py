@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shoal.sandbox.base import SandboxProcess, SandboxSpec, spawn
+from shoal.sandbox.base import SandboxProcess, SandboxSpec
 from shoal.sandbox.cgroups import CgroupPool, CgroupUnavailable, Slot, cpu_quota_us
 from shoal.sandbox.uids import UidAllocator
 
@@ -134,6 +134,8 @@ class NamespaceBackend:
     ) -> None:
         self.cgroups = CgroupPool.for_data_dir(data_dir) if data_dir else CgroupPool(f"pid{os.getpid()}")
         self._prepared = False
+        self._launcher: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
         self.uids = UidAllocator.parse(uid_range)
         self.network = network
         self.cpu_floor = cpu_floor
@@ -160,11 +162,41 @@ class NamespaceBackend:
         self.cgroups.cleanup_stale()
         self.cgroups.prepare(slots)
         become_subreaper()
+        if self._control is None:
+            self._start_launcher()
         self._prepared = True
 
     def release(self, slot: Slot, uid: int) -> None:
         self.cgroups.give_back(slot)
         self.uids.give_back(uid)
+
+    # ---- the launcher daemon -----------------------------------------------------------------------
+
+    def _start_launcher(self) -> None:
+        """Start the privileged launcher daemon (once; again if it died)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._launcher = subprocess.Popen(
+            [*_launcher_argv(), "--serve", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            close_fds=True,
+        )
+        theirs.close()
+        self._control = ours
+
+    def _send(self, request: bytes, fds: list[int]) -> None:
+        for attempt in range(2):
+            if self._control is None or (self._launcher is not None and self._launcher.poll() is not None):
+                self._start_launcher()
+            assert self._control is not None
+            try:
+                socket.send_fds(self._control, [request], fds)
+                return
+            except OSError:
+                if attempt:
+                    raise
+                self._control.close()
+                self._control = None
 
     async def start(self, spec: SandboxSpec) -> SandboxProcess:
         if spec.uid is None:
@@ -174,56 +206,50 @@ class NamespaceBackend:
         slot = await asyncio.to_thread(self.cgroups.take) if self.cgroups.empty else self.cgroups.take()
         root = spec.work_dir / "root"
         root.mkdir(parents=True, exist_ok=True)
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         binds = [(str(spec.code_dir), TASK_ROOT)]
         binds += [(str(host), inside) for host, inside in spec.extra_ro_binds]
-        launch = {
-            "argv": spec.argv,
-            "env": spec.env,
-            "binds": binds,
-            "tmp_mb": spec.ephemeral_mb,
-            "cwd": TASK_ROOT,
-            "root": str(root),
-            "uid": spec.uid,
-            "gid": spec.uid,
-            "network": self.network,
-            "cgroup_limits": slot.limit_writes(spec.memory_mb, MAX_PROCS),
-            "cgroup_procs": slot.procs_files(),
-            "nofile": MAX_FDS,
-            "nproc": MAX_PROCS,
-            "report_fd": child_sock.fileno(),
-        }
+        request = marshal.dumps(
+            {
+                "argv": spec.argv,
+                "env": spec.env,
+                "binds": binds,
+                "tmp_mb": spec.ephemeral_mb,
+                "cwd": TASK_ROOT,
+                "root": str(root),
+                "uid": spec.uid,
+                "gid": spec.uid,
+                "network": self.network,
+                "cgroup_limits": slot.limit_writes(spec.memory_mb, MAX_PROCS),
+                "cgroup_procs": slot.procs_files(),
+                "nofile": MAX_FDS,
+                "nproc": MAX_PROCS,
+            }
+        )
+        out_r, out_w = os.pipe()
+        report, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            launcher: SandboxProcess = spawn(
-                [*_launcher_argv(), marshal.dumps(launch).hex()],
-                {},
-                "/",
-                spec.work_dir,
-                pass_fds=(child_sock.fileno(),),
-            )
+            self._send(request, [out_w, theirs.fileno()])
         except BaseException:
-            parent_sock.close()
-            child_sock.close()
-            await asyncio.to_thread(self.release, slot, spec.uid)
-            raise
-        child_sock.close()
-        try:
-            pid, listener = await self._read_report(parent_sock, launcher)
-        except BaseException:
-            launcher.kill()
-            os.close(launcher.output_fd)
+            os.close(out_r)
+            report.close()
             await asyncio.to_thread(self.release, slot, spec.uid)
             raise
         finally:
-            parent_sock.close()
-        return NamespaceProcess(
-            pid, launcher.output_fd, spec.work_dir, self, slot, spec.uid, spec.memory_mb, listener
-        )
+            os.close(out_w)
+            theirs.close()
+        try:
+            pid, listener = await self._read_report(report)
+        except BaseException:
+            os.close(out_r)
+            await asyncio.to_thread(self.release, slot, spec.uid)
+            raise
+        finally:
+            report.close()
+        os.set_blocking(out_r, False)
+        return NamespaceProcess(pid, out_r, spec.work_dir, self, slot, spec.uid, spec.memory_mb, listener)
 
-    async def _read_report(
-        self, sock: socket.socket, launcher: SandboxProcess
-    ) -> tuple[int, socket.socket | None]:
-        """The launcher reports ``P<pid>``; with a private network the child also sends its listener."""
+    async def _read_report(self, sock: socket.socket) -> tuple[int, socket.socket | None]:
+        """The launcher reports ``P<pid>``; with a private network PID 1 also sends its listener."""
         sock.setblocking(False)
         pid: int | None = None
         listener: socket.socket | None = None
@@ -238,17 +264,24 @@ class NamespaceBackend:
             if pid is None and b"\n" in buffer:
                 line, _, buffer = buffer.partition(b"\n")
                 pid = int(line.removeprefix(b"P"))
-        returncode = await launcher.exited
         if pid is None:
-            raise RuntimeError(
-                f"the sandbox launcher failed (exit status {returncode}); see the function's log"
-            )
+            raise RuntimeError("the sandbox launcher could not start the environment; see the function's log")
         return pid, listener
 
     def cleanup_stale(self, root: Path) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
     def close(self) -> None:
+        if self._control is not None:
+            self._control.close()  # the daemon ends when its control socket closes
+            self._control = None
+        if self._launcher is not None:
+            try:
+                self._launcher.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._launcher.kill()
+                self._launcher.wait()
+            self._launcher = None
         self.cgroups.close()
 
 
