@@ -3,9 +3,9 @@
 A separate program that imports only the standard library and nothing from ``shoal``; the server never
 calls ``unshare``, ``mount`` or writes cgroup files on its event loop. It runs as a small daemon
 (``python -I -S launcher.py --serve FD``, FD being its control socket), started once, so that a new
-environment costs two forks instead of an interpreter start (~25 ms here). For each request — the spec
-as ``marshal`` bytes (built in: ``json`` would cost ~19 ms of import), with the environment's output pipe and report socket passed as
-file descriptors — it forks a child that:
+environment costs two forks instead of an interpreter start (~25 ms here). For each request (the spec
+as ``marshal`` bytes, which is built in where ``json`` would cost ~19 ms of import, plus the environment's
+output pipe and report socket as file descriptors) it forks a child that:
 
 1. writes the cgroup limits;
 2. ``unshare``s mount, PID, IPC and UTS namespaces (and network when the function has no network), then
