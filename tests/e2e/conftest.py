@@ -133,21 +133,56 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _processes_mentioning(text: str) -> list[tuple[int, str]]:
-    """Live processes whose command line contains ``text`` (zombies have an empty cmdline and are skipped)."""
-    found = []
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            raw = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
-        if text in cmdline:
-            found.append((int(entry), cmdline))
-    return found
+def _proc_stat(pid: int) -> tuple[str, int, int, int] | None:
+    """(state, ppid, session id, start time) of a process, or None when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1]), int(fields[3]), int(fields[19])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _all_pids() -> list[int]:
+    return [int(e) for e in os.listdir("/proc") if e.isdigit()]
+
+
+def _server_processes(server_pid: int, data_dir: str) -> dict[int, int]:
+    """Live (non-zombie) processes that belong to the server: its descendants, its session (it runs in a
+    session of its own), and anything whose command line names its data dir. Maps pid → start time."""
+    stats = {pid: st for pid in _all_pids() if pid != os.getpid() and (st := _proc_stat(pid)) is not None}
+    children: dict[int, list[int]] = {}
+    for pid, (_, ppid, _, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    todo = [server_pid]
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    for pid, (_, _, sid, _) in stats.items():
+        if sid == server_pid or data_dir in _cmdline(pid):
+            found.add(pid)
+    found.add(server_pid)
+    return {pid: stats[pid][3] for pid in found if pid in stats and stats[pid][0] != "Z"}
+
+
+def _still_alive(procs: dict[int, int]) -> dict[int, str]:
+    alive = {}
+    for pid, start in procs.items():
+        st = _proc_stat(pid)
+        if st is not None and st[0] != "Z" and st[3] == start:  # same start time: not a reused pid
+            alive[pid] = _cmdline(pid)
+    return alive
 
 
 class ShoalServer:
@@ -210,33 +245,65 @@ class ShoalServer:
             time.sleep(0.05)  # polling interval with a deadline, not a fixed wait
         return False
 
-    def _stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_DEADLINE)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
+    def _stop(self) -> bool:
+        """SIGTERM, wait up to STOP_DEADLINE, then SIGKILL. True when SIGTERM sufficed."""
+        if self.proc is None or self.proc.poll() is not None:
+            return True
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(STOP_DEADLINE)
+            return True
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            return False
 
     def stop_and_check(self) -> None:
-        self._stop()
-        # every process the server started (environments, launchers) must be gone shortly after it exits
+        """SIGTERM, wait, SIGKILL; then no process the server started may remain."""
+        assert self.proc is not None
         marker = str(self.data_dir)
+        known = _server_processes(self.proc.pid, marker) if self.proc.poll() is None else {}
+        graceful = self._stop()
         deadline = time.monotonic() + 5.0
-        left = _processes_mentioning(marker)
-        while left and time.monotonic() < deadline:
+        while True:
+            left = _still_alive(known)
+            left.update(
+                (pid, _cmdline(pid))
+                for pid in _server_processes(self.proc.pid, marker)
+                if pid != self.proc.pid
+            )
+            if not left or time.monotonic() > deadline:
+                break
             time.sleep(0.05)
-            left = _processes_mentioning(marker)
-        for pid, _ in left:  # clean up what leaked (only processes of this server's data dir), then fail
+        for pid in left:  # clean up what leaked (only processes of this server), then fail
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
         assert not left, f"processes left behind by the Shoal server: {left}"
+        assert graceful, f"the Shoal server ignored SIGTERM for {STOP_DEADLINE} s and had to be killed"
+
+
+_RUNNING: list[ShoalServer] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach what the server logged during a failed test to its report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _RUNNING:
+        server = _RUNNING[0]
+        start = getattr(item, "_shoal_log_offset", 0)
+        text = server.log_text()[start:]
+        if text.strip():
+            report.sections.append(("shoal server log", text[-20000:]))
+
+
+@pytest.fixture(autouse=True)
+def _mark_log_offset(request: pytest.FixtureRequest) -> None:
+    if _RUNNING:
+        request.node._shoal_log_offset = len(_RUNNING[0].log_text())
 
 
 @pytest.fixture(scope="session")
@@ -244,9 +311,11 @@ def shoal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalServ
     base = tmp_path_factory.mktemp("shoal-e2e")
     server = ShoalServer(base / "data", base / "server.log")
     server.start()
+    _RUNNING.append(server)
     try:
         yield server
     finally:
+        _RUNNING.remove(server)
         server.stop_and_check()
 
 
