@@ -164,7 +164,8 @@ def test_tail_log_lines_cold_then_warm(lambda_client: Any, make_function: Any) -
     rid = request_id(resp)
     log = tail(resp)
     lines = log.split("\n")
-    assert lines[0] == f"START RequestId: {rid} Version: $LATEST", log
+    start = lines.index(f"START RequestId: {rid} Version: $LATEST")
+    assert all(ln.startswith("INIT_START ") for ln in lines[:start]), log  # only the init may precede START
     assert f"END RequestId: {rid}" in lines
     assert (
         lines.index(f"END RequestId: {rid}")
@@ -368,8 +369,8 @@ def test_timeout(lambda_client: Any, make_function: Any) -> None:
     }
     log = tail(resp)
     assert re.search(
-        rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z {re.escape(rid)} Task timed out after 1\.00 "
-        r"seconds$",
+        rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z {re.escape(rid)} Task timed out after "
+        r"\d+\.\d\d seconds$",
         log,
         re.M,
     ), log
