@@ -298,7 +298,9 @@ def test_handler_in_lib_and_gems_from_vendor_bundle(make_env: Any) -> None:
             "require 'helper'\n"
             "def handler(event:, context:)\n"
             "  require 'shoalgem'\n  require 'othergem'\n"
-            "  [Helper::NAME, ShoalGem::NAME, OtherGem::NAME, Gem.loaded_specs.key?('shoalgem')]\n"
+            "  require 'bundler'\n"
+            "  [Helper::NAME, ShoalGem::NAME, OtherGem::NAME, Gem.loaded_specs.key?('shoalgem'),\n"
+            "   Bundler::VERSION.is_a?(String), URI('http://h/p').path]\n"
             "end\n"
         ),
         "lib/helper.rb": "module Helper\n  NAME = 'helper'\nend\n",
@@ -315,7 +317,7 @@ def test_handler_in_lib_and_gems_from_vendor_bundle(make_env: Any) -> None:
         )
     env, _ = make_env(files)
     (out,) = run(invoke_all(env, invocation("g")))
-    assert json.loads(out.payload) == ["helper", "shoalgem", "othergem", True], out.payload
+    assert json.loads(out.payload) == ["helper", "shoalgem", "othergem", True, True, "/p"], out.payload
 
 
 def test_output_survives_a_handler_that_replaces_stdout(make_env: Any) -> None:

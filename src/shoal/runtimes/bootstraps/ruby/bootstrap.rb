@@ -109,13 +109,21 @@ module ShoalRuntime
 
   @gems_loaded = false
 
-  def self.load_rubygems
-    return false if @gems_loaded
+  class << self
+    attr_reader :gems_loaded
 
-    @gems_loaded = true
-    Kernel.send(:remove_method, :gem) if Kernel.private_method_defined?(:gem, false)
-    __shoal_require('rubygems')
-    true
+    def load_rubygems
+      return false if @gems_loaded
+
+      @gems_loaded = true
+      __shoal_require('rubygems')
+      true
+    end
+
+    # Bundler and RubyGems' own files expect RubyGems to be loaded first.
+    def needs_rubygems?(path)
+      !@gems_loaded && path.is_a?(String) && path.start_with?('rubygems', 'bundler')
+    end
   end
 
   # ----------------------------------------------------------------------------------------------------------
@@ -651,6 +659,7 @@ module Kernel
   alias_method :__shoal_require, :require
 
   def require(path)
+    ShoalRuntime.load_rubygems if ShoalRuntime.needs_rubygems?(path)
     __shoal_require(path)
   rescue LoadError
     raise unless ShoalRuntime.load_rubygems
@@ -659,19 +668,22 @@ module Kernel
   end
   private :require
 
+  # RubyGems and uri replace these two stand-ins when they load; the aliases keep Ruby from warning (-w)
+  # about the redefinition.
   def gem(*args, **kwargs)
     ShoalRuntime.load_rubygems
     gem(*args, **kwargs)
   end
-  private :gem
+  alias_method :__shoal_gem, :gem
+  private :gem, :__shoal_gem
 
   # `URI("…")` works on AWS without a require (net/http has loaded uri there)
   def URI(uri) # rubocop:disable Naming/MethodName
-    Kernel.send(:remove_method, :URI)
     require 'uri'
     URI(uri)
   end
-  private :URI
+  alias_method :__shoal_uri, :URI
+  private :URI, :__shoal_uri
 
   # On AWS `puts` writes one log event per call (a framed telemetry record), whatever $stdout is.
   remove_method :puts
