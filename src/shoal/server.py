@@ -19,7 +19,11 @@ from shoal.api.app import ShoalApp
 from shoal.api.call import Services
 from shoal.api.codeurls import CodeUrlSigner
 from shoal.config import Config
+from shoal.control.aliases import AliasService
 from shoal.control.functions import FunctionService
+from shoal.control.policies import PolicyService
+from shoal.control.tags import TagService
+from shoal.control.versions import VersionService
 from shoal.core.tasks import Supervisor
 from shoal.core.types import FunctionConfig
 from shoal.environments.environment import Environment, Settings
@@ -113,7 +117,17 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
     catalog.subscribe(pool.on_config_change)
     invoker = LocalInvoker(catalog, pool, config.region)
     functions = FunctionService(catalog, code, runtimes, supervisor, config.region)
-    services = Services(config, functions, invoker, logs, CodeUrlSigner(data / "secret"))
+    services = Services(
+        config,
+        functions,
+        invoker,
+        logs,
+        CodeUrlSigner(data / "secret"),
+        VersionService(functions),
+        AliasService(functions),
+        TagService(functions),
+        PolicyService(functions),
+    )
     stack = Stack(
         config, supervisor, catalog, store, code, logs, runtimes, sandbox, pool, invoker, functions, services
     )

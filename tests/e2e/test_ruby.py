@@ -183,12 +183,6 @@ def test_critical_error_reports_function_error(lambda_client: Any, make_function
     assert body_lines(lines, rid_of(resp))[0] == "Critical exception from handler"
 
 
-@pytest.mark.xfail(
-    reason="core: the environment freezes the runtime as soon as it has answered, so a runtime that exits "
-    "after answering (AWS's Ruby client does after NoMethodError/NameError/non-StandardError) is found dead "
-    "by the next invoke (Runtime.ExitError) instead of being re-initialised for it",
-    strict=False,
-)
 def test_invoke_after_a_critical_error_gets_a_fresh_runtime(lambda_client: Any, make_function: Any) -> None:
     name = ruby_function(make_function, {"function.rb": ERRORS})
     assert invoke(lambda_client, name, {"nomethod": True})[0]["FunctionError"] == "Unhandled"

@@ -19,6 +19,7 @@ import pytest
 
 from shoal.core.types import FunctionConfig
 from shoal.environments.environment import Environment, Invocation, Outcome, Settings
+from shoal.logs import format as fmt
 from shoal.runtimes.ruby import RubyFamily, choose, installed, probe
 from shoal.sandbox import namespace
 from shoal.sandbox.namespace import NamespaceBackend
@@ -534,7 +535,9 @@ def test_init_errors(
         assert got["errorMessage"] == message
     else:
         assert message.fullmatch(got["errorMessage"]), got["errorMessage"]
-    assert env._init_failure is not None and env._init_failure[0] == header_type
+    # the runtime's error-type header appears on platform lines as spec §2.4 says (Runtime.Unknown here)
+    assert env._init_failure is not None and env._init_failure[0] == fmt.platform_error_type(header_type)
+    assert any(f"Error Type: {fmt.platform_error_type(header_type)}" in line for line in logs.lines)
     index = logs.lines.index("Init error when loading handler ")
     assert json.loads(logs.lines[index + 1].replace("\r", "\n")) == got
     if error_type == "Init<RuntimeError>":

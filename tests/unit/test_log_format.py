@@ -39,3 +39,11 @@ def test_billed_is_never_below_one_and_includes_init():
     assert fmt.billed_ms(1.0, None) == 1
     assert fmt.billed_ms(1.001, None) == 2
     assert fmt.billed_ms(1.5, 2.5) == 4
+
+
+def test_platform_error_types_follow_the_runtime_api_rule():
+    assert fmt.platform_error_type("Runtime.ImportModuleError") == "Runtime.ImportModuleError"
+    assert fmt.platform_error_type("Function.ResponseSizeTooLarge") == "Function.ResponseSizeTooLarge"
+    assert fmt.platform_error_type("Function.bad") == "Function.Unknown"
+    assert fmt.platform_error_type("Init<LoadError>") == "Runtime.Unknown"
+    assert fmt.platform_error_type("KeyError") == "Runtime.Unknown"

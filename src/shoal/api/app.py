@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from shoal.api import functions, invoke, logs
+from shoal.api import aliases, functions, invoke, logs, policies, tags, versions
 from shoal.api.call import Call, Handler, Services
 from shoal.api.codeurls import PATH_PREFIX
 from shoal.api.errors import error_response, internal_error
@@ -15,7 +15,14 @@ from shoal.api.routing import match
 from shoal.core.errors import ApiError, NotImplementedException, UnknownOperationException
 from shoal.core.ids import request_id
 
-HANDLERS: dict[str, Handler] = {**functions.HANDLERS, **invoke.HANDLERS}
+HANDLERS: dict[str, Handler] = {
+    **functions.HANDLERS,
+    **invoke.HANDLERS,
+    **versions.HANDLERS,
+    **aliases.HANDLERS,
+    **tags.HANDLERS,
+    **policies.HANDLERS,
+}
 
 
 class ShoalApp:

@@ -12,7 +12,11 @@ from starlette.responses import Response
 
 from shoal.api.codeurls import CodeUrlSigner
 from shoal.config import Config
+from shoal.control.aliases import AliasService
 from shoal.control.functions import FunctionService
+from shoal.control.policies import PolicyService
+from shoal.control.tags import TagService
+from shoal.control.versions import VersionService
 from shoal.core.errors import InvalidRequestContentException, RequestEntityTooLargeException
 from shoal.core.types import Invoker
 from shoal.logs.store import FileLogStore
@@ -34,6 +38,10 @@ class Services:
     invoker: Invoker
     logs: FileLogStore
     code_urls: CodeUrlSigner
+    versions: VersionService
+    aliases: AliasService
+    tags: TagService
+    policies: PolicyService
 
 
 @dataclass

@@ -11,12 +11,12 @@ from shoal.core.errors import ValidationException
 from shoal.core.types import FunctionConfig
 
 
-def _ref(call: Call, *, with_query: bool = True) -> FunctionRef:
+def function_ref(call: Call, *, with_query: bool = True) -> FunctionRef:
     qualifier = call.query.get("Qualifier") if with_query else None
     return parse_function_ref(call.params["FunctionName"], query_qualifier=qualifier)
 
 
-def _render(call: Call, config: FunctionConfig, *, qualified_latest: bool = False) -> dict[str, object]:
+def render(call: Call, config: FunctionConfig, *, qualified_latest: bool = False) -> dict[str, object]:
     return function_configuration(
         config,
         call.services.config.region,
@@ -24,17 +24,31 @@ def _render(call: Call, config: FunctionConfig, *, qualified_latest: bool = Fals
     )
 
 
+def max_items_of(call: Call) -> int | None:
+    max_items = call.query.get("MaxItems")
+    if max_items is None:
+        return None
+    if not max_items.isdigit() or not 1 <= int(max_items) <= 10000:
+        raise ValidationException.of(
+            [
+                f"Value '{max_items}' at 'maxItems' failed to satisfy constraint: "
+                "Member must have value between 1 and 10000"
+            ]
+        )
+    return int(max_items)
+
+
 async def create_function(call: Call) -> Response:
     config = await call.services.functions.create(call.account_id, await call.json())
-    return json_response(call, _render(call, config), 201)
+    return json_response(call, render(call, config), 201)
 
 
 async def get_function(call: Call) -> Response:
     svc = call.services.functions
-    config = svc.get(call.account_id, _ref(call))
+    config = svc.get(call.account_id, function_ref(call))
     base = str(call.request.base_url)
     out: dict[str, object] = {
-        "Configuration": _render(call, config),
+        "Configuration": render(call, config),
         "Code": {"RepositoryType": "S3", "Location": call.services.code_urls.url(base, config.code_key)},
     }
     latest = svc.get(call.account_id, parse_function_ref(config.name))
@@ -45,8 +59,8 @@ async def get_function(call: Call) -> Response:
 
 
 async def get_function_configuration(call: Call) -> Response:
-    config = call.services.functions.get(call.account_id, _ref(call))
-    return json_response(call, _render(call, config))
+    config = call.services.functions.get(call.account_id, function_ref(call))
+    return json_response(call, render(call, config))
 
 
 async def list_functions(call: Call) -> Response:
@@ -58,20 +72,10 @@ async def list_functions(call: Call) -> Response:
                 "Member must satisfy enum value set: [ALL]"
             ]
         )
-    max_items = call.query.get("MaxItems")
-    limit = None
-    if max_items is not None:
-        if not max_items.isdigit() or not 1 <= int(max_items) <= 10000:
-            raise ValidationException.of(
-                [
-                    f"Value '{max_items}' at 'maxItems' failed to satisfy constraint: "
-                    "Member must have value between 1 and 10000"
-                ]
-            )
-        limit = int(max_items)
+    limit = max_items_of(call)
     page = call.services.functions.list(call.account_id, call.query.get("Marker"), limit, version == "ALL")
     out: dict[str, object] = {
-        "Functions": [_render(call, c, qualified_latest=version == "ALL") for c in page.functions]
+        "Functions": [render(call, c, qualified_latest=version == "ALL") for c in page.functions]
     }
     if page.next_marker:
         out["NextMarker"] = page.next_marker
@@ -80,22 +84,24 @@ async def list_functions(call: Call) -> Response:
 
 async def update_function_code(call: Call) -> Response:
     body = await call.json()
-    config = await call.services.functions.update_code(call.account_id, _ref(call, with_query=False), body)
-    return json_response(call, _render(call, config))
+    config = await call.services.functions.update_code(
+        call.account_id, function_ref(call, with_query=False), body
+    )
+    return json_response(call, render(call, config))
 
 
 async def update_function_configuration(call: Call) -> Response:
     body = await call.json()
     config = await call.services.functions.update_configuration(
         call.account_id,
-        _ref(call, with_query=False),
+        function_ref(call, with_query=False),
         body,
     )
-    return json_response(call, _render(call, config))
+    return json_response(call, render(call, config))
 
 
 async def delete_function(call: Call) -> Response:
-    await call.services.functions.delete(call.account_id, _ref(call))
+    await call.services.functions.delete(call.account_id, function_ref(call))
     return empty_response(call, 204)
 
 

@@ -9,8 +9,9 @@ import json
 from starlette.responses import Response
 
 from shoal.api.call import Call, Handler
-from shoal.core.arns import parse_function_ref
+from shoal.core.arns import function_arn, parse_function_ref
 from shoal.core.errors import (
+    AccessDeniedException,
     InvalidParameterValueException,
     InvalidRequestContentException,
     ValidationException,
@@ -59,15 +60,19 @@ async def invoke(call: Call) -> Response:
     if problems:
         raise ValidationException.of(problems)
     assert invocation_type is not None
-    if ref.account_id is not None and ref.account_id != call.account_id:
-        from shoal.core.arns import function_arn
-        from shoal.core.errors import ResourceNotFoundException
-
-        raise ResourceNotFoundException(
-            f"Function not found: {function_arn(call.services.config.region, ref.account_id, ref.name)}"
-        )
+    owner = ref.account_id or call.account_id
+    if owner != call.account_id:  # another account's function: only its resource policy can allow this
+        qualifier = ref.qualifier if ref.qualifier not in (None, "$LATEST") else ""
+        if not call.services.policies.allows(
+            owner, ref.name, qualifier or "", call.account_id, "lambda:InvokeFunction"
+        ):
+            raise AccessDeniedException.not_authorized(
+                call.account_id,
+                "lambda:InvokeFunction",
+                function_arn(call.services.config.region, owner, ref.name, ref.qualifier),
+            )
     request = InvokeRequest(
-        account_id=call.account_id,
+        account_id=owner,
         function_name=ref.name,
         payload=await call.body(),
         qualifier=ref.qualifier,

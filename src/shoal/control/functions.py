@@ -12,7 +12,7 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ from shoal.core import ids
 from shoal.core.arns import LATEST, FunctionRef, function_arn
 from shoal.core.clock import format_lambda_timestamp
 from shoal.core.errors import (
+    AccessDeniedException,
     InvalidParameterValueException,
     NotImplementedException,
     PreconditionFailedException,
@@ -30,7 +31,7 @@ from shoal.core.errors import (
     ShoalError,
 )
 from shoal.core.tasks import Supervisor
-from shoal.core.types import FunctionConfig, State, UpdateStatus
+from shoal.core.types import Alias, FunctionConfig, State, UpdateStatus
 from shoal.runtimes.registry import RuntimeRegistry
 from shoal.store.catalog import FunctionCatalog
 from shoal.store.packages import PackageInfo
@@ -56,6 +57,24 @@ class FunctionPage:
     next_marker: str | None
 
 
+async def _no_publisher(config: FunctionConfig, description: str | None) -> FunctionConfig:
+    raise NotImplementedException.for_operation("PublishVersion")
+
+
+def page_of(items: list[FunctionConfig], marker: str | None, max_items: int | None) -> FunctionPage:
+    """One page of at most 50 (spec §1.1); the marker is an opaque offset."""
+    start = 0
+    if marker:
+        try:
+            start = int(base64.urlsafe_b64decode(marker.encode()).decode())
+        except (ValueError, binascii.Error):
+            raise InvalidParameterValueException(f"Invalid Marker: {marker}") from None
+    size = min(max_items or LIST_PAGE, LIST_PAGE)
+    end = start + size
+    next_marker = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else None
+    return FunctionPage(items[start:end], next_marker)
+
+
 def _conflict_pending() -> ResourceConflictException:
     return ResourceConflictException(
         "The operation cannot be performed at this time. "
@@ -78,8 +97,10 @@ class FunctionService:
         self.supervisor = supervisor
         self.region = region
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # PublishVersion's core, set by VersionService (Publish=true on CreateFunction/UpdateFunctionCode)
+        self.publisher: Callable[[FunctionConfig, str | None], Awaitable[FunctionConfig]] = _no_publisher
 
-    def _lock(self, account_id: str, name: str) -> asyncio.Lock:
+    def lock(self, account_id: str, name: str) -> asyncio.Lock:
         return self._locks.setdefault((account_id, name), asyncio.Lock())
 
     def arn(self, config: FunctionConfig, qualified: bool = False) -> str:
@@ -90,15 +111,33 @@ class FunctionService:
     # ---- reads ----------------------------------------------------------------------------------------
 
     def get(self, account_id: str, ref: FunctionRef) -> FunctionConfig:
+        """The configuration a name/ARN and qualifier (version or alias) name."""
+        return self.resolve(account_id, ref)[0]
+
+    def resolve(self, account_id: str, ref: FunctionRef) -> tuple[FunctionConfig, Alias | None]:
         self._check_account(account_id, ref)
-        version = ref.qualifier or LATEST
-        config = self.catalog.get(account_id, ref.name, version)
+        qualifier = ref.qualifier or LATEST
+        alias = None
+        if qualifier != LATEST and not qualifier.isdigit():
+            alias = self.catalog.alias(account_id, ref.name, qualifier)
+            if alias is None:
+                if self.catalog.get(account_id, ref.name, LATEST) is None:
+                    raise self.not_found(account_id, ref.name, ref.qualifier)
+                raise ResourceNotFoundException(
+                    f"Alias not found: {function_arn(self.region, account_id, ref.name, qualifier)}"
+                )
+            qualifier = alias.function_version
+        config = self.catalog.get(account_id, ref.name, qualifier)
         if config is None:
-            qualifier = ref.qualifier if ref.qualifier else None
-            raise ResourceNotFoundException(
-                f"Function not found: {function_arn(self.region, account_id, ref.name, qualifier)}"
-            )
-        return config
+            raise self.not_found(account_id, ref.name, ref.qualifier)
+        return config, alias
+
+    def not_found(
+        self, account_id: str, name: str, qualifier: str | None = None
+    ) -> ResourceNotFoundException:
+        return ResourceNotFoundException(
+            f"Function not found: {function_arn(self.region, account_id, name, qualifier or None)}"
+        )
 
     def list(
         self, account_id: str, marker: str | None, max_items: int | None, all_versions: bool
@@ -107,17 +146,7 @@ class FunctionService:
             (c for c in self.catalog.all(account_id) if all_versions or c.version == LATEST),
             key=lambda c: (c.name, c.version != LATEST, int(c.version) if c.version.isdigit() else 0),
         )
-        start = 0
-        if marker:
-            try:
-                start = int(base64.urlsafe_b64decode(marker.encode()).decode())
-            except (ValueError, binascii.Error):
-                raise InvalidParameterValueException(f"Invalid Marker: {marker}") from None
-        page = min(max_items or LIST_PAGE, LIST_PAGE)
-        chunk = configs[start : start + page]
-        nxt = start + page
-        next_marker = base64.urlsafe_b64encode(str(nxt).encode()).decode() if nxt < len(configs) else None
-        return FunctionPage(chunk, next_marker)
+        return page_of(configs, marker, max_items)
 
     def account_settings(self, account_id: str) -> dict[str, Any]:
         configs = self.catalog.all(account_id)
@@ -162,6 +191,10 @@ class FunctionService:
         variables = v.check_environment(p, body.get("Environment"))
         p.raise_if_any()
         self._refuse_unsupported(body, create=True)
+        if body.get("Tags") is not None:
+            from shoal.control.tags import check_tags
+
+            check_tags(body["Tags"])
         if body.get("PackageType", "Zip") != "Zip":
             raise NotImplementedException(
                 "PackageType Image (container images) is not supported by Shoal yet."
@@ -202,16 +235,16 @@ class FunctionService:
             snap_start_apply_on=(body.get("SnapStart") or {}).get("ApplyOn") or "None",
             extra=self._extra(body),
         )
-        async with self._lock(account_id, ref.name):
+        async with self.lock(account_id, ref.name):
             await self.catalog.create(config)
-        self._settle_later(config)
+            self.settle_later(config)
+            if body.get("Publish"):
+                return await self.publisher(config, None)
         return config
 
     async def update_code(self, account_id: str, ref: FunctionRef, body: Mapping[str, Any]) -> FunctionConfig:
         if ref.qualifier not in (None, LATEST):
             raise InvalidParameterValueException("Only $LATEST can be updated; versions are immutable.")
-        if body.get("Publish"):
-            raise NotImplementedException.for_operation("UpdateFunctionCode with Publish (PublishVersion)")
         if body.get("S3Bucket") or body.get("S3Key") or body.get("ImageUri"):
             raise NotImplementedException(
                 "Code from S3 or a container image is not supported by Shoal yet; send ZipFile."
@@ -220,7 +253,7 @@ class FunctionService:
         architectures = v.check_architectures(p, body.get("Architectures"))
         p.raise_if_any()
         zip_bytes = self._zip_from({"ZipFile": body.get("ZipFile")})
-        async with self._lock(account_id, ref.name):
+        async with self.lock(account_id, ref.name):
             current = self._updatable(account_id, ref, body.get("RevisionId"))
             info = await asyncio.to_thread(self.code.put, zip_bytes)
             if body.get("DryRun"):
@@ -232,7 +265,9 @@ class FunctionService:
                 **self._in_progress(),
             )
             await self.catalog.put(config, expected_revision=current.revision_id)
-        self._settle_later(config, old_code=current.code_key)
+            self.settle_later(config, old_code=current.code_key)
+            if body.get("Publish"):
+                return await self.publisher(config, None)
         return config
 
     async def update_configuration(
@@ -247,7 +282,7 @@ class FunctionService:
         self._refuse_unsupported(body, create=False)
         if body.get("Runtime"):
             self.runtimes.require(body["Runtime"])
-        async with self._lock(account_id, ref.name):
+        async with self.lock(account_id, ref.name):
             current = self._updatable(account_id, ref, body.get("RevisionId"))
             changes: dict[str, Any] = {}
             simple = {
@@ -283,7 +318,7 @@ class FunctionService:
             extra = {**current.extra, **self._extra(body)}
             config = current.evolve(extra=extra, **changes, **self._in_progress())
             await self.catalog.put(config, expected_revision=current.revision_id)
-        self._settle_later(config)
+        self.settle_later(config)
         return config
 
     async def delete(self, account_id: str, ref: FunctionRef) -> None:
@@ -292,16 +327,28 @@ class FunctionService:
             raise InvalidParameterValueException(
                 "$LATEST version cannot be deleted without deleting the function."
             )
-        if ref.qualifier is not None:
-            raise ResourceNotFoundException(
-                f"Function not found: {function_arn(self.region, account_id, ref.name, ref.qualifier)}"
+        if ref.qualifier is not None and not ref.qualifier.isdigit():
+            raise InvalidParameterValueException(
+                f"Deletion of aliases is not supported through DeleteFunction: use DeleteAlias to delete "
+                f"{ref.qualifier}."
             )
-        async with self._lock(account_id, ref.name):
-            deleted = await self.catalog.delete(account_id, ref.name)
+        async with self.lock(account_id, ref.name):
+            if ref.qualifier is not None:
+                if self.catalog.get(account_id, ref.name, ref.qualifier) is None:
+                    raise self.not_found(account_id, ref.name, ref.qualifier)
+                users = [
+                    a.name
+                    for a in self.catalog.aliases(account_id, ref.name)
+                    if ref.qualifier in (a.function_version, a.additional_version)
+                ]
+                if users:
+                    raise ResourceConflictException(
+                        "Unable to delete version because the following aliases reference it: "
+                        f"[{', '.join(users)}]"
+                    )
+            deleted = await self.catalog.delete(account_id, ref.name, ref.qualifier)
         if not deleted:
-            raise ResourceNotFoundException(
-                f"Function not found: {function_arn(self.region, account_id, ref.name)}"
-            )
+            raise self.not_found(account_id, ref.name)
         for key in {c.code_key for c in deleted}:
             await self._collect_code(key)
 
@@ -312,11 +359,11 @@ class FunctionService:
         n = 0
         for config in self.catalog.all():
             if config.state is State.PENDING or config.last_update_status is UpdateStatus.IN_PROGRESS:
-                self._settle_later(config)
+                self.settle_later(config)
                 n += 1
         return n
 
-    def _settle_later(self, config: FunctionConfig, old_code: str | None = None) -> None:
+    def settle_later(self, config: FunctionConfig, old_code: str | None = None) -> None:
         self.supervisor.spawn(self._settle(config, old_code), f"settle-{config.name}")
 
     async def _settle(self, config: FunctionConfig, old_code: str | None) -> None:
@@ -327,7 +374,7 @@ class FunctionService:
             failure = str(exc)
         except OSError as exc:
             failure = f"The code package could not be unpacked: {exc}"
-        async with self._lock(config.account_id, config.name):
+        async with self.lock(config.account_id, config.name):
             current = self.catalog.get(config.account_id, config.name, config.version)
             if current is None or current.revision_id != config.revision_id:
                 return  # changed or deleted meanwhile: the newer change settles itself
@@ -357,9 +404,13 @@ class FunctionService:
     # ---- helpers --------------------------------------------------------------------------------------
 
     def _check_account(self, account_id: str, ref: FunctionRef) -> None:
+        """Another account's function may be named by ARN, but not managed (resource policies cover
+        invocation, which the invoke route checks)."""
         if ref.account_id is not None and ref.account_id != account_id:
-            raise ResourceNotFoundException(
-                f"Function not found: {function_arn(self.region, ref.account_id, ref.name, ref.qualifier)}"
+            raise AccessDeniedException.not_authorized(
+                account_id,
+                "lambda:GetFunction",
+                function_arn(self.region, ref.account_id, ref.name, ref.qualifier),
             )
 
     def _updatable(self, account_id: str, ref: FunctionRef, revision_id: object) -> FunctionConfig:
@@ -422,8 +473,6 @@ class FunctionService:
             raise NotImplementedException("FileSystemConfigs (EFS) are not supported by Shoal.")
         if body.get("CodeSigningConfigArn"):
             raise NotImplementedException("Code signing is not supported by Shoal yet.")
-        if create and body.get("Publish"):
-            raise NotImplementedException.for_operation("CreateFunction with Publish (PublishVersion)")
 
     @staticmethod
     def _extra(body: Mapping[str, Any]) -> dict[str, Any]:

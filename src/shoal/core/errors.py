@@ -83,6 +83,17 @@ class UnsupportedMediaTypeException(_UserError):
     status, code = 415, "UnsupportedMediaTypeException"
 
 
+class AccessDeniedException(_UserError):
+    status, code = 403, "AccessDeniedException"
+
+    @classmethod
+    def not_authorized(cls, caller_account: str, action: str, resource: str) -> AccessDeniedException:
+        return cls(
+            f"User: arn:aws:iam::{caller_account}:root is not authorized to perform: {action} on resource: "
+            f"{resource} because no resource-based policy allows the {action} action"
+        )
+
+
 class TooManyRequestsException(_UserError):
     status, code = 429, "TooManyRequestsException"
 

@@ -71,6 +71,7 @@ class FunctionConfig:
     last_update_status_reason: str | None = None
     last_update_status_reason_code: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # echoed members Shoal stores but does not act on
+    last_version: int = 0  # on $LATEST: the highest version number ever published (never reused)
 
     @property
     def code_key(self) -> str:
@@ -85,6 +86,32 @@ class FunctionConfig:
 
     def evolve(self, **changes: Any) -> FunctionConfig:
         return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """An alias of a function: a name pointing at a version, optionally routing a share of invocations to a
+    second version (spec §1.3)."""
+
+    account_id: str
+    function_name: str
+    name: str
+    function_version: str
+    revision_id: str
+    description: str = ""
+    additional_version: str | None = None
+    additional_weight: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A resource-based policy of one function version/alias (``qualifier`` "" = the function itself)."""
+
+    account_id: str
+    function_name: str
+    qualifier: str
+    statements: tuple[dict[str, Any], ...]
+    revision_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,10 @@ MAX_LINE = 256 * 1024  # one log event at most (CloudWatch's event size)
 _RUNTIME_DIR = "/var/runtime"
 
 
+class EnvironmentGone(Exception):
+    """The environment's runtime ended between invocations; the invocation never reached it."""
+
+
 @dataclass(slots=True)
 class Invocation:
     request_id: str
@@ -152,6 +156,7 @@ class Environment:
             f"{task_root}:{task_root}/lib:/opt/lib",
             "AWS_ENDPOINT_URL_LAMBDA": self.settings.endpoint,
         }
+        env.update(self.runtime.environment(places))  # defaults the function's own variables may replace
         env.update(c.environment or {})
         env.update(
             {
@@ -179,7 +184,6 @@ class Environment:
                 env["AWS_LAMBDA_LOG_LEVEL"] = c.application_log_level
         if not self.runtime.managed:
             del env["AWS_EXECUTION_ENV"]
-        env.update(self.runtime.environment(places))
         return env
 
     async def start(self) -> None:
@@ -253,10 +257,15 @@ class Environment:
         self.init_ms = (time.monotonic() - started) * 1000
         if self.endpoint.ready in done:
             await self.process.after_init()
+            # from now on, whenever the runtime waits on /next with nothing to do, it is frozen: no CPU
+            # while idle, not billed (a runtime that exits after replying is not caught mid-exit)
+            self.endpoint.on_parked = self.process.freeze
+            self.process.freeze()
             return
         self._on_output()
         if self.endpoint.init_error in done:
             error_type, body = self.endpoint.init_error.result()
+            error_type = fmt.platform_error_type(error_type)
             self.log(fmt.init_report(self.init_ms, "init", "error", error_type))
             self._init_failure = (error_type, body)
         elif self.process.exited in done:
@@ -300,6 +309,16 @@ class Environment:
         )
         endpoint = self.endpoint
         self.process.thaw()
+        if not endpoint.parked:  # still finishing the previous invocation (or exiting after it)
+            parked = endpoint.until_parked()
+            pending: set[asyncio.Future[Any]] = {parked, self.process.exited}
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if not parked.done():
+                parked.cancel()
+                self._capture = None
+                self.invocations -= 1
+                raise EnvironmentGone(f"the runtime exited before invocation {inv.request_id} reached it")
+            self.process.thaw()  # parking froze it again
         started = time.monotonic()
         timer = loop.call_later(self.config.timeout, endpoint.finish, Reply("timeout"))
         exit_watch = self.process.exited
@@ -321,8 +340,6 @@ class Environment:
         rid = inv.request_id
         status, error_type, function_error, payload = "success", None, False, reply.body
         max_mem = self.process.peak_memory_mb() if self.process else 0  # before any kill below
-        if self.process is not None and reply.kind in ("response", "error", "too_large"):
-            self.process.freeze()  # idle until the next invocation: no CPU, not billed
         if reply.kind == "error":
             function_error = True
         elif reply.kind == "too_large":

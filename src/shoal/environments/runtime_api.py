@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,8 @@ class RuntimeEndpoint:
         self._server: asyncio.Server | None = None
         self.address = ""
         self.allowed_uid: int | None = None  # when set, only sockets owned by this uid may connect
+        self.on_parked: Callable[[], None] | None = None  # the runtime waits on /next with nothing to do
+        self._park_waiters: list[asyncio.Future[None]] = []
         self.refused = 0  # connections refused by the peer check
 
     async def listen(self, host: str = "127.0.0.1") -> str:
@@ -108,6 +111,19 @@ class RuntimeEndpoint:
         else:
             self._queued = event
 
+    @property
+    def parked(self) -> bool:
+        """The runtime is waiting on ``/next`` (ready for an event)."""
+        return self._parked is not None
+
+    def until_parked(self) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._parked is not None:
+            waiter.set_result(None)
+        else:
+            self._park_waiters.append(waiter)
+        return waiter
+
     def finish(self, reply: Reply) -> None:
         """End the current invocation (also used for exits and timeouts)."""
         event = self.current
@@ -128,6 +144,12 @@ class RuntimeEndpoint:
         if self._parked is not None and self._parked is not conn:
             self._parked.close()
         self._parked = conn
+        for waiter in self._park_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._park_waiters.clear()
+        if self.on_parked is not None:
+            self.on_parked()
 
     def on_result(
         self, request_id: str, kind: str, body: bytes, too_large: bool, error_type: str | None
@@ -218,6 +240,10 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        if self._headers.get(b"expect", b"").lower() == b"100-continue" and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits for this before large bodies
 
     def on_body(self, body: bytes) -> None:
         self._body_len += len(body)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 
 from shoal.core import ids
 from shoal.core.arns import LATEST, function_arn
@@ -20,7 +21,7 @@ from shoal.core.errors import (
     ResourceNotReadyException,
 )
 from shoal.core.types import FunctionConfig, InvocationType, InvokeRequest, InvokeResult, State, UpdateStatus
-from shoal.environments.environment import Invocation
+from shoal.environments.environment import EnvironmentGone, Invocation
 from shoal.environments.pool import EnvironmentPool
 from shoal.store.catalog import FunctionCatalog
 
@@ -29,15 +30,27 @@ TAIL_BYTES = 4096
 
 
 class LocalInvoker:
-    def __init__(self, catalog: FunctionCatalog, pool: EnvironmentPool, region: str) -> None:
+    def __init__(
+        self, catalog: FunctionCatalog, pool: EnvironmentPool, region: str, rng: random.Random | None = None
+    ) -> None:
         self.catalog = catalog
         self.pool = pool
         self.region = region
+        self.random = rng or random.Random()
 
     def resolve(self, request: InvokeRequest) -> FunctionConfig:
-        """The function version an Invoke names, or the AWS error for why it cannot run."""
-        qualifier = request.qualifier or LATEST
-        config = self.catalog.get(request.account_id, request.function_name, qualifier)
+        """The function version an Invoke names (an alias picks by its routing weights), or the AWS error
+        for why it cannot run."""
+        version = request.qualifier or LATEST
+        if version != LATEST and not version.isdigit():
+            alias = self.catalog.alias(request.account_id, request.function_name, version)
+            if alias is None:
+                version = ""  # not found below
+            elif alias.additional_version is not None and self.random.random() < alias.additional_weight:
+                version = alias.additional_version
+            else:
+                version = alias.function_version
+        config = self.catalog.get(request.account_id, request.function_name, version) if version else None
         if config is None:
             arn = function_arn(
                 self.region,
@@ -90,11 +103,16 @@ class LocalInvoker:
             invoked_arn=function_arn(self.region, config.account_id, config.name, request.qualifier),
             client_context=request.client_context,
         )
-        env = await self.pool.acquire(config)
-        try:
-            outcome = await env.invoke(invocation)
-        finally:
-            self.pool.release(env)
+        for attempt in (1, 2):
+            env = await self.pool.acquire(config)
+            try:
+                outcome = await env.invoke(invocation)
+                break
+            except EnvironmentGone:
+                if attempt == 2:
+                    raise
+            finally:
+                self.pool.release(env)
         log_result = None
         if request.tail_log:
             tail = ("\n".join(outcome.log_lines) + "\n").encode()[-TAIL_BYTES:]

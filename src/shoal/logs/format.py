@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import math
+import re
 
 from shoal.core.clock import format_iso_z
+
+_PLATFORM_ERROR_RE = re.compile(r"(Runtime|Function)\.[A-Z][a-zA-Z]+")
+
+
+def platform_error_type(error_type: str) -> str:
+    """How a runtime-supplied error type appears on platform lines (spec §2.4): ``Runtime.X``/``Function.X``
+    are kept, other ``Function.*`` become ``Function.Unknown``, anything else ``Runtime.Unknown``."""
+    if _PLATFORM_ERROR_RE.fullmatch(error_type):
+        return error_type
+    return "Function.Unknown" if error_type.startswith("Function.") else "Runtime.Unknown"
 
 
 def init_start(runtime_version: str, runtime_version_arn: str) -> str:

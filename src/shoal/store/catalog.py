@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from shoal.core.types import FunctionConfig
+from shoal.core.types import Alias, FunctionConfig, Policy
 from shoal.store.protocols import FunctionStore
 
 Key = tuple[str, str, str]  # (account, name, version)
@@ -21,10 +21,14 @@ class FunctionCatalog:
     def __init__(self, store: FunctionStore) -> None:
         self.store = store
         self._configs: dict[Key, FunctionConfig] = {}
+        self._aliases: dict[Key, Alias] = {}
+        self._policies: dict[Key, Policy] = {}
         self._listeners: list[Listener] = []
 
     def load(self) -> None:
         self._configs = {(c.account_id, c.name, c.version): c for c in self.store.list()}
+        self._aliases = {(a.account_id, a.function_name, a.name): a for a in self.store.list_aliases()}
+        self._policies = {(p.account_id, p.function_name, p.qualifier): p for p in self.store.list_policies()}
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -45,6 +49,10 @@ class FunctionCatalog:
         await asyncio.to_thread(self.store.create, config)
         self._set(config)
 
+    async def create_version(self, config: FunctionConfig) -> None:
+        await asyncio.to_thread(self.store.create, config)
+        self._set(config)
+
     async def put(self, config: FunctionConfig, *, expected_revision: str | None = None) -> None:
         await asyncio.to_thread(lambda: self.store.put(config, expected_revision=expected_revision))
         self._set(config)
@@ -54,7 +62,44 @@ class FunctionCatalog:
         for config in deleted:
             self._configs.pop((config.account_id, config.name, config.version), None)
             self._notify(config, True)
+        if version is None:
+            for table in (self._aliases, self._policies):
+                for key in [k for k in table if k[0] == account_id and k[1] == name]:
+                    del table[key]
+        else:
+            self._policies.pop((account_id, name, version), None)
         return deleted
+
+    # ---- aliases and policies ----------------------------------------------------------------------------
+
+    def alias(self, account_id: str, function_name: str, name: str) -> Alias | None:
+        return self._aliases.get((account_id, function_name, name))
+
+    def aliases(self, account_id: str, function_name: str) -> list[Alias]:
+        return sorted(
+            (a for (acc, fn, _), a in self._aliases.items() if acc == account_id and fn == function_name),
+            key=lambda a: a.name,
+        )
+
+    async def put_alias(self, alias: Alias, *, create: bool = False) -> None:
+        await asyncio.to_thread(lambda: self.store.put_alias(alias, create=create))
+        self._aliases[(alias.account_id, alias.function_name, alias.name)] = alias
+
+    async def delete_alias(self, alias: Alias) -> None:
+        await asyncio.to_thread(self.store.delete_alias, alias.account_id, alias.function_name, alias.name)
+        self._aliases.pop((alias.account_id, alias.function_name, alias.name), None)
+        self._policies.pop((alias.account_id, alias.function_name, alias.name), None)
+
+    def policy(self, account_id: str, function_name: str, qualifier: str) -> Policy | None:
+        return self._policies.get((account_id, function_name, qualifier))
+
+    async def put_policy(self, policy: Policy) -> None:
+        await asyncio.to_thread(self.store.put_policy, policy)
+        key = (policy.account_id, policy.function_name, policy.qualifier)
+        if policy.statements:
+            self._policies[key] = policy
+        else:
+            self._policies.pop(key, None)
 
     def _set(self, config: FunctionConfig) -> None:
         self._configs[(config.account_id, config.name, config.version)] = config

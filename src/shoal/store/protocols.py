@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Protocol
 
-from shoal.core.types import FunctionConfig
+from shoal.core.types import Alias, FunctionConfig, Policy
 
 
 class FunctionStore(Protocol):
@@ -26,3 +27,15 @@ class FunctionStore(Protocol):
         """Every version of every function (of one account), ordered by name then version."""
 
     def code_in_use(self, code_key: str) -> bool: ...
+
+    def put_alias(self, alias: Alias, *, create: bool = False) -> None:
+        """Insert (``create``: ``ResourceConflictException`` when it exists) or replace an alias."""
+
+    def delete_alias(self, account_id: str, function_name: str, name: str) -> None: ...
+
+    def list_aliases(self, account_id: str | None = None) -> builtins.list[Alias]: ...
+
+    def put_policy(self, policy: Policy) -> None:
+        """Replace a policy; one with no statements is removed."""
+
+    def list_policies(self, account_id: str | None = None) -> builtins.list[Policy]: ...

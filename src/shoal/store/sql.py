@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import json
 from pathlib import Path
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shoal.core.errors import PreconditionFailedException, ResourceConflictException
-from shoal.core.types import FunctionConfig, State, UpdateStatus
+from shoal.core.types import Alias, FunctionConfig, Policy, State, UpdateStatus
 
 metadata = sa.MetaData()
 
@@ -23,6 +24,26 @@ functions = sa.Table(
     sa.Column("version", sa.String(16), primary_key=True),
     sa.Column("revision_id", sa.String(36), nullable=False),
     sa.Column("code_key", sa.String(64), nullable=False, index=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("account_id", sa.String(12), primary_key=True),
+    sa.Column("function_name", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("function_version", sa.String(16), nullable=False),
+    sa.Column("additional_version", sa.String(16), nullable=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+policies = sa.Table(
+    "policies",
+    metadata,
+    sa.Column("account_id", sa.String(12), primary_key=True),
+    sa.Column("function_name", sa.String(64), primary_key=True),
+    sa.Column("qualifier", sa.String(128), primary_key=True),
     sa.Column("data", sa.Text, nullable=False),
 )
 
@@ -100,13 +121,113 @@ class SqlFunctionStore:
                 conn.execute(functions.insert().values(**row))
 
     def delete(self, account_id: str, name: str, version: str | None = None) -> list[FunctionConfig]:
+        """Delete one version, or the whole function with its aliases and policies (``version`` None)."""
         where = [functions.c.account_id == account_id, functions.c.name == name]
         if version is not None:
             where.append(functions.c.version == version)
         with self._engine.begin() as conn:
             rows = conn.execute(sa.select(functions.c.data).where(*where)).scalars().all()
             conn.execute(functions.delete().where(*where))
+            if version is None:
+                conn.execute(
+                    aliases.delete().where(
+                        aliases.c.account_id == account_id, aliases.c.function_name == name
+                    )
+                )
+                conn.execute(
+                    policies.delete().where(
+                        policies.c.account_id == account_id, policies.c.function_name == name
+                    )
+                )
+            else:
+                conn.execute(
+                    policies.delete().where(
+                        policies.c.account_id == account_id,
+                        policies.c.function_name == name,
+                        policies.c.qualifier == version,
+                    )
+                )
         return [_load(r) for r in rows]
+
+    # ---- aliases ---------------------------------------------------------------------------------------
+
+    def put_alias(self, alias: Alias, *, create: bool = False) -> None:
+        row = {
+            "account_id": alias.account_id,
+            "function_name": alias.function_name,
+            "name": alias.name,
+            "function_version": alias.function_version,
+            "additional_version": alias.additional_version,
+            "data": json.dumps(dataclasses.asdict(alias)),
+        }
+        with self._engine.begin() as conn:
+            if create:
+                try:
+                    conn.execute(aliases.insert().values(**row))
+                except sa.exc.IntegrityError as exc:
+                    raise ResourceConflictException(f"Alias already exists: {alias.name}") from exc
+                return
+            conn.execute(
+                aliases.update()
+                .where(
+                    aliases.c.account_id == alias.account_id,
+                    aliases.c.function_name == alias.function_name,
+                    aliases.c.name == alias.name,
+                )
+                .values(**row)
+            )
+
+    def delete_alias(self, account_id: str, function_name: str, name: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                aliases.delete().where(
+                    aliases.c.account_id == account_id,
+                    aliases.c.function_name == function_name,
+                    aliases.c.name == name,
+                )
+            )
+            conn.execute(
+                policies.delete().where(
+                    policies.c.account_id == account_id,
+                    policies.c.function_name == function_name,
+                    policies.c.qualifier == name,
+                )
+            )
+
+    def list_aliases(self, account_id: str | None = None) -> builtins.list[Alias]:
+        query = sa.select(aliases.c.data).order_by(
+            aliases.c.account_id, aliases.c.function_name, aliases.c.name
+        )
+        if account_id is not None:
+            query = query.where(aliases.c.account_id == account_id)
+        with self._engine.connect() as conn:
+            return [Alias(**json.loads(r)) for r in conn.execute(query).scalars().all()]
+
+    # ---- resource policies -----------------------------------------------------------------------------
+
+    def put_policy(self, policy: Policy) -> None:
+        data = json.dumps({**dataclasses.asdict(policy), "statements": list(policy.statements)})
+        key = {
+            "account_id": policy.account_id,
+            "function_name": policy.function_name,
+            "qualifier": policy.qualifier,
+        }
+        with self._engine.begin() as conn:
+            conn.execute(policies.delete().where(*(policies.c[k] == v for k, v in key.items())))
+            if policy.statements:
+                conn.execute(policies.insert().values(**key, data=data))
+
+    def list_policies(self, account_id: str | None = None) -> builtins.list[Policy]:
+        query = sa.select(policies.c.data)
+        if account_id is not None:
+            query = query.where(policies.c.account_id == account_id)
+        with self._engine.connect() as conn:
+            out = []
+            for text in conn.execute(query).scalars().all():
+                data = json.loads(text)
+                data["statements"] = tuple(data["statements"])
+                out.append(Policy(**data))
+            return out
 
     def list(self, account_id: str | None = None) -> list[FunctionConfig]:
         query = sa.select(functions.c.data).order_by(functions.c.account_id, functions.c.name, _LATEST_SORT)
