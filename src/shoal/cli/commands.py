@@ -51,8 +51,15 @@ def client(args: argparse.Namespace, service: str, *, read_timeout: float = 60.0
 
     session = botocore.session.get_session()
     resolver = session.get_component("credential_provider")
-    for name in ("container-role", "iam-role", "assume-role", "assume-role-with-web-identity", "sso",
-                 "custom-process", "login"):
+    for name in (
+        "container-role",
+        "iam-role",
+        "assume-role",
+        "assume-role-with-web-identity",
+        "sso",
+        "custom-process",
+        "login",
+    ):
         try:
             resolver.remove(name)
         except Exception:  # a provider this botocore does not have
@@ -61,11 +68,15 @@ def client(args: argparse.Namespace, service: str, *, read_timeout: float = 60.0
     keys: dict[str, str] = {}
     if creds is None:
         keys = {"aws_access_key_id": DUMMY_KEY, "aws_secret_access_key": DUMMY_KEY}
-    config = Config(connect_timeout=5, read_timeout=read_timeout,
-                    retries={"mode": "standard", "total_max_attempts": attempts})
+    config = Config(
+        connect_timeout=5,
+        read_timeout=read_timeout,
+        retries={"mode": "standard", "total_max_attempts": attempts},
+    )
     try:
-        return session.create_client(service, region_name=args.region, endpoint_url=endpoint_of(args),
-                                     config=config, **keys)
+        return session.create_client(
+            service, region_name=args.region, endpoint_url=endpoint_of(args), config=config, **keys
+        )
     except ValueError as exc:  # botocore rejects a malformed endpoint URL
         raise CommandError(f"invalid endpoint {endpoint_of(args)!r}: {exc}") from None
 
@@ -123,8 +134,10 @@ def _waiter_message(exc: Any) -> str:
     if conf.get("State") == "Failed":
         return f"{name}: State Failed: {conf.get('StateReasonCode', '')} {conf.get('StateReason', '')}"
     if conf.get("LastUpdateStatus") == "Failed":
-        return (f"{name}: LastUpdateStatus Failed: {conf.get('LastUpdateStatusReasonCode', '')} "
-                f"{conf.get('LastUpdateStatusReason', '')}")
+        return (
+            f"{name}: LastUpdateStatus Failed: {conf.get('LastUpdateStatusReasonCode', '')} "
+            f"{conf.get('LastUpdateStatusReason', '')}"
+        )
     return f"{name}: gave up waiting: {exc}"
 
 
@@ -204,9 +217,16 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     lam = client(args, "lambda", read_timeout=300)
     waiter_config = {"Delay": 1, "MaxAttempts": 600}
     if not _exists(lam, name):
-        lam.create_function(FunctionName=name, Code={"ZipFile": code}, **{
-            "Runtime": DEFAULT_RUNTIME, "Handler": DEFAULT_HANDLER, "Role": DEFAULT_ROLE, **changes,
-        })
+        lam.create_function(
+            FunctionName=name,
+            Code={"ZipFile": code},
+            **{
+                "Runtime": DEFAULT_RUNTIME,
+                "Handler": DEFAULT_HANDLER,
+                "Role": DEFAULT_ROLE,
+                **changes,
+            },
+        )
         lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=waiter_config)
         action = "created"
     else:
@@ -220,8 +240,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         action = "updated"
     conf = lam.get_function_configuration(FunctionName=name)
     print(f"{action} {conf['FunctionArn']}")
-    print(f"  runtime {conf.get('Runtime', '-')}, handler {conf.get('Handler', '-')}, "
-          f"memory {conf.get('MemorySize')} MB, timeout {conf.get('Timeout')} s")
+    print(
+        f"  runtime {conf.get('Runtime', '-')}, handler {conf.get('Handler', '-')}, "
+        f"memory {conf.get('MemorySize')} MB, timeout {conf.get('Timeout')} s"
+    )
     print(f"  state {conf.get('State', '-')}, last update {conf.get('LastUpdateStatus', '-')}")
     return 0
 
@@ -285,8 +307,16 @@ def cmd_functions(args: argparse.Namespace) -> int:
             state = fn.get("State")
             if state is None:  # ListFunctions leaves the state out on AWS; GetFunctionConfiguration has it
                 state = lam.get_function_configuration(FunctionName=fn["FunctionName"]).get("State", "-")
-            rows.append((fn["FunctionName"], fn.get("Runtime", "-"), f"{fn.get('MemorySize', '-')} MB",
-                         f"{fn.get('Timeout', '-')} s", _short_time(fn.get("LastModified")), str(state)))
+            rows.append(
+                (
+                    fn["FunctionName"],
+                    fn.get("Runtime", "-"),
+                    f"{fn.get('MemorySize', '-')} MB",
+                    f"{fn.get('Timeout', '-')} s",
+                    _short_time(fn.get("LastModified")),
+                    str(state),
+                )
+            )
     header = ("NAME", "RUNTIME", "MEMORY", "TIMEOUT", "LAST MODIFIED", "STATE")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *sorted(rows)]:
@@ -336,8 +366,11 @@ def iter_events(logs: Any, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from page.get("events", [])
 
 
-def follow_events(logs: Any, kwargs: dict[str, Any], sleep: Callable[[float], None] = time.sleep,
-                  ) -> Iterator[dict[str, Any]]:
+def follow_events(
+    logs: Any,
+    kwargs: dict[str, Any],
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[dict[str, Any]]:
     """Poll forever: each round re-reads from a little before the newest event seen, skipping event ids
     already printed, so events flushed late are not lost and none is printed twice."""
     seen: dict[str, int] = {}
@@ -359,8 +392,11 @@ def follow_events(logs: Any, kwargs: dict[str, Any], sleep: Callable[[float], No
 
 def cmd_logs(args: argparse.Namespace) -> int:
     logs = client(args, "logs")
-    kwargs: dict[str, Any] = {"logGroupName": group_of(args.name), "interleaved": True,
-                              "startTime": since_millis(args.since)}
+    kwargs: dict[str, Any] = {
+        "logGroupName": group_of(args.name),
+        "interleaved": True,
+        "startTime": since_millis(args.since),
+    }
     if args.filter_pattern:
         kwargs["filterPattern"] = args.filter_pattern
     try:
@@ -377,10 +413,12 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--endpoint", default=None,
-                        help=f"Shoal's URL [env SHOAL_ENDPOINT; default {DEFAULT_ENDPOINT}]")
-    common.add_argument("--region", default=DEFAULT_REGION,
-                        help=f"region to sign requests for [default {DEFAULT_REGION}]")
+    common.add_argument(
+        "--endpoint", default=None, help=f"Shoal's URL [env SHOAL_ENDPOINT; default {DEFAULT_ENDPOINT}]"
+    )
+    common.add_argument(
+        "--region", default=DEFAULT_REGION, help=f"region to sign requests for [default {DEFAULT_REGION}]"
+    )
     return common
 
 
@@ -388,38 +426,54 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common = _common()
 
     p = subparsers.add_parser(
-        "deploy", parents=[common], help="create or update a function from a directory or zip",
+        "deploy",
+        parents=[common],
+        help="create or update a function from a directory or zip",
         description="Create the function, or update its code and then its configuration. "
-                    "Configuration flags left out keep their current values on update.")
+        "Configuration flags left out keep their current values on update.",
+    )
     p.add_argument("path", help="a directory (zipped in memory) or a .zip file")
     p.add_argument("--name", help="function name [default: the directory name or the zip's stem]")
     p.add_argument("--runtime", help=f"runtime id [default on create: {DEFAULT_RUNTIME}]")
     p.add_argument("--handler", help=f"handler [default on create: {DEFAULT_HANDLER}]")
     p.add_argument("--memory", type=int, metavar="MB", help="memory size in MB [default on create: 128]")
     p.add_argument("--timeout", type=int, metavar="SECONDS", help="timeout in seconds [default on create: 3]")
-    p.add_argument("--env", action="append", metavar="KEY=VALUE",
-                   help="environment variable (repeatable); replaces all variables on update")
+    p.add_argument(
+        "--env",
+        action="append",
+        metavar="KEY=VALUE",
+        help="environment variable (repeatable); replaces all variables on update",
+    )
     p.add_argument("--role", help=f"execution role ARN [default on create: {DEFAULT_ROLE}]")
     p.set_defaults(func=run_reporting_errors(cmd_deploy))
 
-    p = subparsers.add_parser("invoke", parents=[common], help="invoke a function and print its result",
-                              description="Exit 0 with the result on stdout, or 1 with the function's error "
-                                          "JSON on stderr.")
+    p = subparsers.add_parser(
+        "invoke",
+        parents=[common],
+        help="invoke a function and print its result",
+        description="Exit 0 with the result on stdout, or 1 with the function's error JSON on stderr.",
+    )
     p.add_argument("name", help="function name or ARN")
     p.add_argument("payload", nargs="?", help="JSON event, @FILE, or @- for stdin [default: {}]")
     p.add_argument("--qualifier", help="version or alias")
-    p.add_argument("--tail", action="store_true",
-                   help="print the invocation's log tail (last 4 KB) to stderr")
+    p.add_argument(
+        "--tail", action="store_true", help="print the invocation's log tail (last 4 KB) to stderr"
+    )
     p.set_defaults(func=run_reporting_errors(cmd_invoke))
 
     p = subparsers.add_parser("functions", parents=[common], help="list functions")
     p.set_defaults(func=run_reporting_errors(cmd_functions))
 
-    p = subparsers.add_parser("logs", parents=[common], help="print a function's logs",
-                              description="Print the events of the function's log group (/aws/lambda/NAME).")
+    p = subparsers.add_parser(
+        "logs",
+        parents=[common],
+        help="print a function's logs",
+        description="Print the events of the function's log group (/aws/lambda/NAME).",
+    )
     p.add_argument("name", help="function name, or a log group name starting with /")
-    p.add_argument("--since", default="10m", help="how far back: 30s, 10m, 2h, 1d, 1w or an ISO 8601 time "
-                                                  "[default 10m]")
+    p.add_argument(
+        "--since", default="10m", help="how far back: 30s, 10m, 2h, 1d, 1w or an ISO 8601 time [default 10m]"
+    )
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events until Ctrl-C")
     p.add_argument("--filter-pattern", help="CloudWatch Logs filter pattern, e.g. ERROR or '?WARN ?ERROR'")
     p.set_defaults(func=run_reporting_errors(cmd_logs))
