@@ -1,0 +1,749 @@
+"""The Java runtime on a real JVM, through a real Environment, on each sandbox backend.
+
+Handlers are compiled here with the JDK's javac against the bootstrap's aws-lambda-java-core API, the way a
+function's author compiles against the aws-lambda-java-core artifact.
+"""
+
+import asyncio
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from shoal.core.types import FunctionConfig
+from shoal.environments.environment import Environment, Invocation, Settings
+from shoal.runtimes import java as java_family
+from shoal.sandbox import namespace
+from shoal.sandbox.namespace import NamespaceBackend
+from shoal.sandbox.process import ProcessBackend
+
+SHA = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+NS_OK, NS_WHY = namespace.available()
+PREFERRED = ("java17", "java21", "java25", "java11")
+INSTALL = "install a JDK, e.g. `apt-get install -y openjdk-17-jdk-headless`"
+
+BACKENDS = [
+    pytest.param(ProcessBackend, id="process"),
+    pytest.param(
+        NamespaceBackend,
+        id="namespace",
+        marks=pytest.mark.skipif(not NS_OK, reason=f"namespace sandbox unavailable on this host: {NS_WHY}"),
+    ),
+]
+
+SOURCES = {
+    "example/Orders.java": """
+package example;
+
+import com.amazonaws.services.lambda.runtime.Context;
+import java.math.BigDecimal;
+import java.util.List;
+import java.util.Map;
+
+public class Orders {
+    public enum Size { SMALL, LARGE }
+
+    public static class Item {
+        private String sku;
+        private int qty;
+        public String getSku() { return sku; }
+        public void setSku(String sku) { this.sku = sku; }
+        public int getQty() { return qty; }
+        public void setQty(int qty) { this.qty = qty; }
+    }
+
+    public static class Customer {
+        public String name;
+        public List<String> tags;
+    }
+
+    public static class Order {
+        private String id;
+        private int count;
+        private Long big;
+        private double ratio;
+        private boolean gift;
+        private BigDecimal price;
+        private Size size;
+        private List<Item> items;
+        private Map<String, Integer> stock;
+        private int[] numbers;
+        private Customer customer;
+        private String missing;
+        public String getId() { return id; }
+        public void setId(String id) { this.id = id; }
+        public int getCount() { return count; }
+        public void setCount(int count) { this.count = count; }
+        public Long getBig() { return big; }
+        public void setBig(Long big) { this.big = big; }
+        public double getRatio() { return ratio; }
+        public void setRatio(double ratio) { this.ratio = ratio; }
+        public boolean isGift() { return gift; }
+        public void setGift(boolean gift) { this.gift = gift; }
+        public BigDecimal getPrice() { return price; }
+        public void setPrice(BigDecimal price) { this.price = price; }
+        public Size getSize() { return size; }
+        public void setSize(Size size) { this.size = size; }
+        public List<Item> getItems() { return items; }
+        public void setItems(List<Item> items) { this.items = items; }
+        public Map<String, Integer> getStock() { return stock; }
+        public void setStock(Map<String, Integer> stock) { this.stock = stock; }
+        public int[] getNumbers() { return numbers; }
+        public void setNumbers(int[] numbers) { this.numbers = numbers; }
+        public Customer getCustomer() { return customer; }
+        public void setCustomer(Customer customer) { this.customer = customer; }
+        public String getMissing() { return missing; }
+        public void setMissing(String missing) { this.missing = missing; }
+        public String getSummary() { return id + "x" + count; }
+    }
+
+    public Order handleRequest(Order order, Context context) {
+        return order;
+    }
+}
+""",
+    "example/Ctx.java": """
+package example;
+
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.LambdaRuntime;
+import com.amazonaws.services.lambda.runtime.logging.LogLevel;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+public class Ctx {
+    private static int invocations;
+    private static final long LOADED = System.nanoTime();
+
+    public Map<String, Object> handleRequest(Map<String, Object> event, Context context) {
+        invocations++;
+        System.out.println("stdout " + event.get("n"));
+        System.err.println("stderr " + event.get("n"));
+        context.getLogger().log("logger line one\\nline two");
+        context.getLogger().log("leveled", LogLevel.WARN);
+        LambdaRuntime.getLogger().log("global logger");
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("invocations", invocations);
+        out.put("loaded", LOADED);
+        out.put("requestId", context.getAwsRequestId());
+        out.put("functionName", context.getFunctionName());
+        out.put("functionVersion", context.getFunctionVersion());
+        out.put("arn", context.getInvokedFunctionArn());
+        out.put("memory", context.getMemoryLimitInMB());
+        out.put("remaining", context.getRemainingTimeInMillis());
+        out.put("logGroup", context.getLogGroupName());
+        out.put("logStream", context.getLogStreamName());
+        out.put("trace", context.getXrayTraceId());
+        out.put("identity", context.getIdentity() == null ? null : context.getIdentity().getIdentityId());
+        out.put("client", context.getClientContext() == null ? null
+                : context.getClientContext().getClient().getAppTitle() + "/"
+                + context.getClientContext().getCustom().get("k") + "/"
+                + context.getClientContext().getEnvironment().get("platform"));
+        out.put("sameLogger", context.getLogger() == LambdaRuntime.getLogger());
+        out.put("env", System.getenv("GREETING"));
+        out.put("taskRoot", System.getenv("LAMBDA_TASK_ROOT"));
+        out.put("cwd", System.getProperty("user.dir"));
+        out.put("traceProperty", System.getProperty("com.amazonaws.xray.traceHeader"));
+        out.put("event", event);
+        return out;
+    }
+}
+""",
+    "example/Greeter.java": """
+package example;
+
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.RequestHandler;
+import java.util.Map;
+
+public class Greeter implements RequestHandler<Map<String, String>, String> {
+    public String handleRequest(Map<String, String> event, Context context) {
+        return "Hello, " + event.get("name") + "! \\"quoted\\"";
+    }
+}
+""",
+    "example/Echo.java": """
+package example;
+
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.RequestStreamHandler;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+
+public class Echo implements RequestStreamHandler {
+    public void handleRequest(InputStream in, OutputStream out, Context context) throws IOException {
+        byte[] bytes = in.readAllBytes();
+        out.write(("{\\"echo\\":" + new String(bytes, "UTF-8") + ",\\"id\\":\\"" + context.getAwsRequestId()
+                + "\\"}").getBytes("UTF-8"));
+    }
+}
+""",
+    "example/Simple.java": """
+package example;
+
+public class Simple {
+    public static int twice(int n) { return 2 * n; }
+    public static String shout(String s) { return s.toUpperCase(); }
+    public void nothing() { }
+}
+""",
+    "example/Errors.java": """
+package example;
+
+import com.amazonaws.services.lambda.runtime.Context;
+import java.util.Map;
+
+public class Errors {
+    public int divide(Map<String, Integer> event, Context context) {
+        int zero = event.get("zero");
+        return 10 / zero;
+    }
+
+    public String wrapped(Map<String, Object> event) {
+        try {
+            Integer.parseInt("nope");
+            return "unreachable";
+        } catch (NumberFormatException e) {
+            throw new IllegalStateException("could not parse", e);
+        }
+    }
+
+    public String sleep(Map<String, Object> event) throws InterruptedException {
+        System.out.println("going to sleep");
+        Thread.sleep(60000);
+        return "late";
+    }
+
+    public String exit(Map<String, Object> event) {
+        System.exit(3);
+        return "never";
+    }
+}
+""",
+    "example/BadCtor.java": """
+package example;
+
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.RequestHandler;
+
+public class BadCtor implements RequestHandler<Object, Object> {
+    public BadCtor() {
+        throw new IllegalStateException("constructor failed");
+    }
+
+    public Object handleRequest(Object in, Context context) {
+        return in;
+    }
+}
+""",
+    "example/BadStatic.java": """
+package example;
+
+public class BadStatic {
+    static final int VALUE = Integer.parseInt("not a number");
+
+    public int handle(Object in) {
+        return VALUE;
+    }
+}
+""",
+    "example/NoDefault.java": """
+package example;
+
+public class NoDefault {
+    public NoDefault(String unused) { }
+
+    public String handle(String in) {
+        return in;
+    }
+}
+""",
+    "jarred/InJar.java": """
+package jarred;
+
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.RequestHandler;
+import java.util.Map;
+
+public class InJar implements RequestHandler<Map<String, Object>, Map<String, Object>> {
+    public Map<String, Object> handleRequest(Map<String, Object> event, Context context) {
+        event.put("from", InJar.class.getProtectionDomain().getCodeSource().getLocation().getPath());
+        return event;
+    }
+}
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def java_runtime():
+    try:
+        found = java_family.JavaFamily().discover({})
+    except OSError as exc:
+        pytest.skip(f"no Java runtime could be prepared: {exc}")
+    for runtime_id in PREFERRED:
+        if runtime_id in found:
+            return found[runtime_id]
+    pytest.skip(f"no JDK 11/17/21/25 on this host: {INSTALL}")
+
+
+@pytest.fixture(scope="module")
+def classes(java_runtime, tmp_path_factory):
+    """The test handlers, compiled against the runtime's API classes."""
+    src = tmp_path_factory.mktemp("java-src")
+    out = tmp_path_factory.mktemp("java-classes")
+    for name, text in SOURCES.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(text)
+    javac = Path(java_runtime.executable).with_name("javac")
+    if not javac.exists():
+        javac = Path(shutil.which("javac") or "javac")
+    api = java_runtime.bootstrap_dir / "bootstrap.jar"
+    subprocess.run(
+        [str(javac), "-encoding", "UTF-8", "-cp", str(api), "-d", str(out), *[str(src / n) for n in SOURCES]],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return out
+
+
+def make_jar(root: Path, prefixes=("",), extra: Path | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n\r\n")
+        for path in sorted(root.rglob("*.class")):
+            name = path.relative_to(root).as_posix()
+            if name.startswith(prefixes):
+                zf.write(path, name)
+        if extra is not None:
+            with zipfile.ZipFile(extra) as api:
+                for name in api.namelist():
+                    if name.startswith("com/amazonaws/"):
+                        zf.writestr(name, api.read(name))
+    return buf.getvalue()
+
+
+def config(runtime_id, **kw):
+    base = dict(
+        account_id="123456789012",
+        name="jfn",
+        runtime=runtime_id,
+        role="r",
+        handler="example.Ctx::handleRequest",
+        code_sha256=SHA,
+        code_size=1,
+        last_modified="x",
+        revision_id="r1",
+        timeout=10,
+        memory_size=256,
+    )
+    base.update(kw)
+    return FunctionConfig(**base)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param()
+
+
+@pytest.fixture
+def make_env(tmp_path, backend, java_runtime, classes):
+    made = []
+
+    def make(code=None, **kw):
+        code_dir = tmp_path / f"code{len(made)}"
+        if code is None:
+            shutil.copytree(classes, code_dir, ignore=shutil.ignore_patterns("jarred"))
+        else:
+            code_dir.mkdir()
+            code(code_dir)
+        _readable(code_dir)  # as the code store leaves it: the sandboxed uid must read it
+        lines = []  # every line of the environment's stream, INIT phase included
+        env = Environment(
+            config(java_runtime.id, **kw),
+            java_runtime,
+            backend,
+            code_dir,
+            tmp_path / "envs",
+            lambda account, group, stream, ts, message: lines.append(message),
+            Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1"),
+        )
+        env.all_lines = lines
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:  # the fixture ends every process it started
+        if env.process is not None and env.process.returncode is None:
+            env.process.kill()
+        if env.process is not None:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not _is_zombie_or_gone(env.process.pid):
+                time.sleep(0.02)
+            assert _is_zombie_or_gone(env.process.pid)
+
+
+def _readable(root: Path) -> None:
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def _is_zombie_or_gone(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def invocation(rid="req-1", payload=b"{}", **kw):
+    return Invocation(
+        request_id=rid,
+        payload=payload,
+        invoked_arn="arn:aws:lambda:us-east-1:123456789012:function:jfn",
+        **kw,
+    )
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 90))
+
+
+def invoke_all(env, *invocations):
+    async def scenario():
+        await env.start()
+        outs = [await env.invoke(inv) for inv in invocations]
+        await env.shutdown()
+        return outs
+
+    return run(scenario())
+
+
+# ---- results, context, logs, reuse ------------------------------------------------------------------------
+
+
+def test_context_env_logs_and_warm_reuse(make_env):
+    env = make_env(environment={"GREETING": "hi"})
+    cc = json.dumps(
+        {
+            "client": {"app_title": "app", "installation_id": "i1"},
+            "custom": {"k": "v"},
+            "env": {"platform": "Android"},
+        }
+    )
+    first, second = invoke_all(
+        env,
+        invocation("a", b'{"n": 1}', trace_id="Root=1-5e1b4151-5ac6c58f5b3daa6b0a3b1c2d;Sampled=1"),
+        invocation("b", b'{"n": 2}', client_context=cc),
+    )
+    assert not first.function_error, (first.payload, env.all_lines)
+    one, two = json.loads(first.payload), json.loads(second.payload)
+    assert one["invocations"] == 1 and two["invocations"] == 2  # static state survives: warm reuse
+    assert one["loaded"] == two["loaded"]
+    assert one["requestId"] == "a" and two["requestId"] == "b"
+    assert one["functionName"] == "jfn" and one["functionVersion"] == "$LATEST"
+    assert one["arn"] == "arn:aws:lambda:us-east-1:123456789012:function:jfn"
+    assert one["memory"] == 256 and isinstance(one["memory"], int)
+    assert 0 < one["remaining"] <= 10000
+    assert one["logGroup"] == "/aws/lambda/jfn" and one["logStream"] == env.stream
+    assert one["trace"] == "Root=1-5e1b4151-5ac6c58f5b3daa6b0a3b1c2d;Sampled=1"
+    assert one["traceProperty"] == one["trace"]
+    assert one["identity"] is None and one["client"] is None
+    assert two["client"] == "app/v/Android"
+    assert one["sameLogger"] is True
+    assert one["env"] == "hi"
+    assert one["event"] == {"n": 1}
+    assert one["cwd"] == one["taskRoot"]
+    lines = first.log_lines
+    assert lines[0] == "START RequestId: a Version: $LATEST"
+    body = lines[1:-2]
+    assert "stdout 1" in body and "stderr 1" in body
+    assert "logger line one\rline two" in body  # one LambdaLogger call is one event
+    assert "[WARN] leveled" in body and "global logger" in body
+    assert lines[-2] == "END RequestId: a"
+    assert lines[-1].startswith("REPORT RequestId: a\tDuration: ") and "Init Duration" in lines[-1]
+    assert "Init Duration" not in second.log_lines[-1]
+
+
+def test_pojo_in_and_out(make_env):
+    env = make_env(handler="example.Orders::handleRequest")
+    order = {
+        "id": "o-1",
+        "count": "7",
+        "big": 12345678901234,
+        "ratio": 0.25,
+        "gift": True,
+        "price": 19.99,
+        "size": "LARGE",
+        "items": [{"sku": "a", "qty": 2, "unknown": 1}, {"sku": "b"}],
+        "stock": {"a": 1, "b": 2},
+        "numbers": [1, 2, 3],
+        "customer": {"name": "Ann", "tags": ["x"]},
+        "ignored": {"deep": [1]},
+    }
+    (out,) = invoke_all(env, invocation("p", json.dumps(order).encode()))
+    assert not out.function_error, out.payload
+    got = json.loads(out.payload)
+    assert got == {
+        "id": "o-1",
+        "count": 7,
+        "big": 12345678901234,
+        "ratio": 0.25,
+        "gift": True,
+        "price": 19.99,
+        "size": "LARGE",
+        "items": [{"sku": "a", "qty": 2}, {"sku": "b", "qty": 0}],
+        "stock": {"a": 1, "b": 2},
+        "numbers": [1, 2, 3],
+        "customer": {"name": "Ann", "tags": ["x"]},
+        "summary": "o-1x7",
+    }
+    # properties in declaration order, getter-only ones after; null properties left out
+    assert list(got) == [
+        "id",
+        "count",
+        "big",
+        "ratio",
+        "gift",
+        "price",
+        "size",
+        "items",
+        "stock",
+        "numbers",
+        "customer",
+        "summary",
+    ]
+
+
+def test_request_handler_string_is_json_encoded(make_env):
+    env = make_env(handler="example.Greeter")
+    (out,) = invoke_all(env, invocation("g", b'{"name": "Ann"}'))
+    assert out.payload == b'"Hello, Ann! \\"quoted\\""'
+
+
+def test_stream_handler_and_static_methods(make_env):
+    env = make_env(handler="example.Echo")
+    (out,) = invoke_all(env, invocation("s", b'{"raw": [1, 2]}'))
+    assert json.loads(out.payload) == {"echo": {"raw": [1, 2]}, "id": "s"}
+    env2 = make_env(handler="example.Simple::twice")
+    (out2,) = invoke_all(env2, invocation("t", b"21"))
+    assert out2.payload == b"42"
+    env3 = make_env(handler="example.Simple::nothing")
+    (out3,) = invoke_all(env3, invocation("n", b'{"ignored": true}'))
+    assert out3.payload == b"null"
+
+
+def test_handler_in_a_lib_jar(make_env, classes):
+    def code(d):
+        (d / "lib").mkdir()
+        (d / "lib" / "handlers.jar").write_bytes(make_jar(classes, ("jarred/",)))
+
+    env = make_env(code, handler="jarred.InJar")
+    (out,) = invoke_all(env, invocation("j", b'{"a": 1}'))
+    got = json.loads(out.payload)
+    assert got["a"] == 1 and got["from"].endswith("/lib/handlers.jar")
+
+
+def test_fat_jar_as_the_package(make_env, classes, java_runtime):
+    """A JAR uploaded as the deployment package is a ZIP: its classes land at the task root."""
+    jar = make_jar(classes, ("example/",), extra=java_runtime.bootstrap_dir / "bootstrap.jar")
+
+    def code(d):
+        with zipfile.ZipFile(io.BytesIO(jar)) as zf:
+            zf.extractall(d)
+
+    env = make_env(code, handler="example.Greeter")
+    (out,) = invoke_all(env, invocation("f", b'{"name": "Jar"}'))
+    assert out.payload == b'"Hello, Jar! \\"quoted\\""'
+
+
+def test_json_log_format(make_env):
+    env = make_env(log_format="JSON", application_log_level="WARN")
+    (out,) = invoke_all(env, invocation("js", b'{"n": 5}'))
+    records = [json.loads(line) for line in out.log_lines if line.startswith("{")]
+    messages = {r["message"]: r for r in records}
+    assert messages["leveled"]["level"] == "WARN" and messages["leveled"]["AWSRequestId"] == "js"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", messages["leveled"]["timestamp"])
+    assert messages["logger line one\nline two"]["level"] == "UNDEFINED"
+    assert "stdout 5" in out.log_lines  # System.out stays plain text
+
+
+def test_the_class_data_sharing_archive_is_used(make_env):
+    """-Xshare:on makes the JVM refuse to start when it cannot map the archive for this sandbox's paths."""
+    env = make_env(environment={"JAVA_TOOL_OPTIONS": "-Xshare:on"})
+    (out,) = invoke_all(env, invocation("x", b'{"n": 0}'))
+    assert not out.function_error, (out.payload, out.log_lines)
+    assert "Picked up JAVA_TOOL_OPTIONS: -Xshare:on" in env.all_lines
+
+
+# ---- errors ---------------------------------------------------------------------------------------------
+
+
+def test_unhandled_exception_shape_and_log(make_env):
+    env = make_env(handler="example.Errors::divide")
+    (out,) = invoke_all(env, invocation("e", b'{"zero": 0}'))
+    assert out.function_error and out.status == "success"
+    body = json.loads(out.payload)
+    assert list(body) == ["errorMessage", "errorType", "stackTrace"]
+    assert body["errorMessage"] == "/ by zero"
+    assert body["errorType"] == "java.lang.ArithmeticException"
+    assert re.fullmatch(r"example\.Errors\.divide\(Errors\.java:\d+\)", body["stackTrace"][0])
+    assert (
+        body["stackTrace"][-1].endswith(")") and "java.lang.reflect.Method.invoke" in body["stackTrace"][-1]
+    )
+    assert not any("shoal.runtime" in frame for frame in body["stackTrace"])
+    logged = [line for line in out.log_lines if line.startswith("/ by zero: java.lang.ArithmeticException")]
+    assert (
+        len(logged) == 1
+        and "\rjava.lang.ArithmeticException: / by zero\r\tat example.Errors.divide(" in logged[0]
+    )
+
+
+def test_exception_with_a_cause(make_env):
+    env = make_env(handler="example.Errors::wrapped")
+    (out,) = invoke_all(env, invocation("c"))
+    body = json.loads(out.payload)
+    assert (
+        body["errorMessage"] == "could not parse" and body["errorType"] == "java.lang.IllegalStateException"
+    )
+    assert body["cause"]["errorType"] == "java.lang.NumberFormatException"
+    assert body["cause"]["errorMessage"] == 'For input string: "nope"'
+    assert any(frame.startswith("example.Errors.wrapped(") for frame in body["cause"]["stackTrace"])
+
+
+def test_bad_input_is_a_json_parsing_error(make_env):
+    env = make_env(handler="example.Orders::handleRequest")
+    (out,) = invoke_all(env, invocation("b", b'{"count": {"not": "a number"}}'))
+    body = json.loads(out.payload)
+    assert body["errorMessage"] == "An error occurred during JSON parsing"
+    assert body["errorType"] == "java.lang.RuntimeException" and body["stackTrace"] == []
+    assert body["cause"]["errorType"] == "java.io.UncheckedIOException"
+
+
+def test_timeout(make_env):
+    env = make_env(handler="example.Errors::sleep", timeout=1)
+    started = time.monotonic()
+    (out,) = invoke_all(env, invocation("t"))
+    assert time.monotonic() - started < 30
+    assert out.status == "timeout"
+    assert json.loads(out.payload) == {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": "RequestId: t Error: Task timed out after 1.00 seconds",
+    }
+    assert "going to sleep" in out.log_lines
+
+
+def test_system_exit_is_runtime_exit_error(make_env):
+    env = make_env(handler="example.Errors::exit")
+    (out,) = invoke_all(env, invocation("x"))
+    assert json.loads(out.payload) == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": "RequestId: x Error: Runtime exited with error: exit status 3",
+    }
+
+
+# ---- handler faults and init errors (as AWS's Java runtime interface client reports them) -----------------
+
+
+def test_class_not_found_is_answered_to_every_invoke(make_env):
+    env = make_env(handler="example.Nope::handleRequest")
+    first, second = invoke_all(env, invocation("n1"), invocation("n2"))
+    for out in (first, second):
+        assert out.function_error
+        assert json.loads(out.payload) == {
+            "errorMessage": "Class not found: example.Nope",
+            "errorType": "java.lang.ClassNotFoundException",
+        }
+    logged = [line for line in first.log_lines if line.startswith("Class not found: example.Nope")]
+    assert logged and "java.lang.ClassNotFoundException: example.Nope" in logged[0]
+    assert "Init Duration" in first.log_lines[-1]  # INIT itself succeeded, as on AWS
+
+
+def test_method_not_found(make_env):
+    env = make_env(handler="example.Ctx::nope")
+    (out,) = invoke_all(env, invocation("m"))
+    assert json.loads(out.payload) == {
+        "errorMessage": "No public method named nope with appropriate method signature found on class "
+        "example.Ctx"
+    }
+
+
+def test_no_public_zero_argument_constructor(make_env):
+    env = make_env(handler="example.NoDefault::handle")
+    (out,) = invoke_all(env, invocation("d", b'"x"'))
+    assert json.loads(out.payload) == {
+        "errorMessage": "Class example.NoDefault has no public zero-argument constructor",
+        "errorType": "java.lang.Exception",
+    }
+
+
+def test_constructor_failure_is_an_init_error(make_env):
+    env = make_env(handler="example.BadCtor")
+    (out,) = invoke_all(env, invocation("i"))
+    assert json.loads(out.payload) == {
+        "errorMessage": "constructor failed",
+        "errorType": "java.lang.IllegalStateException",
+    }
+    assert out.error_type == "Runtime.BadFunctionCode"
+    lines = env.all_lines
+    report = next(line for line in lines if line.startswith("INIT_REPORT"))
+    assert report.endswith("\tPhase: init\tStatus: error\tError Type: Runtime.BadFunctionCode")
+    logged = next(
+        line for line in lines if line.startswith("constructor failed: java.lang.IllegalStateException")
+    )
+    assert "\rjava.lang.IllegalStateException: constructor failed\r\tat example.BadCtor.<init>(" in logged
+    assert lines.index(logged) < lines.index(report) < lines.index("START RequestId: i Version: $LATEST")
+
+
+def test_static_initializer_failure_is_an_init_error(make_env):
+    env = make_env(handler="example.BadStatic::handle")
+    (out,) = invoke_all(env, invocation("s"))
+    assert json.loads(out.payload) == {
+        "errorMessage": "Error loading class example.BadStatic",
+        "errorType": "java.lang.ExceptionInInitializerError",
+    }
+
+
+def test_invalid_handler_string(make_env):
+    env = make_env(handler="example.Ctx::")
+    (out,) = invoke_all(env, invocation("v"))
+    assert json.loads(out.payload) == {"errorMessage": "Invalid handler: `example.Ctx::'"}
+
+
+def test_java_runtime_ids_follow_installed_majors():
+    jvms = java_family.installed()
+    if not jvms:
+        pytest.skip(f"no JVM on this host: {INSTALL}")
+    majors = {j.major for j in jvms}
+    for jvm in jvms:
+        assert jvm.java.is_absolute() and not str(jvm.java).startswith("/usr/bin/")
+        assert (jvm.home / "bin" / "java").exists()
+    picked = java_family._pick(jvms, min(majors))
+    assert picked is not None and picked.major == min(majors)
+    assert java_family._pick(jvms, 3) is None
+
+
+def test_runtimes_setting_maps_an_id_to_a_java_home(java_runtime):
+    home = Path(java_runtime.executable).parent.parent
+    major = int(java_runtime.id.removeprefix("java"))
+    found = java_family.JavaFamily().discover({java_runtime.id: str(home)})
+    assert found[java_runtime.id].executable == java_runtime.executable
+    wrong = next(m for m in java_family.SUPPORTED if m != major)
+    assert f"java{wrong}" not in java_family.JavaFamily().discover({f"java{wrong}": str(home)})
+
+
+def test_cache_survives_a_read_only_package(java_runtime):
+    """The build lives in the cache directory, never next to the sources."""
+    assert not java_runtime.bootstrap_dir.is_relative_to(java_family.SOURCES)
+    assert (java_runtime.bootstrap_dir / ".complete").exists()
+    names = json.loads((java_runtime.bootstrap_dir / ".complete").read_text())["archives"]
+    assert names and all(n.startswith("cds/") for n in names)
+    assert os.access(java_runtime.bootstrap_dir / "bootstrap.jar", os.R_OK)
