@@ -101,6 +101,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("warm_cgroups", 16, int, "Cgroups created ahead of need at start-up (namespace sandbox).", "N"),
     Setting(
+        "account_concurrency",
+        1000,
+        int,
+        "Concurrent executions an account may run (AWS's default quota is 1,000).",
+        "N",
+    ),
+    Setting(
         "idle_ttl",
         300.0,
         float,
@@ -139,6 +146,7 @@ class Config:
     function_network: bool
     cpu_floor: float
     warm_cgroups: int
+    account_concurrency: int
     idle_ttl: float
     init_timeout: float
     log_group_max_bytes: int

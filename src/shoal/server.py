@@ -20,6 +20,7 @@ from shoal.api.call import Services
 from shoal.api.codeurls import CodeUrlSigner
 from shoal.config import Config
 from shoal.control.aliases import AliasService
+from shoal.control.concurrency import ConcurrencyService
 from shoal.control.functions import FunctionService
 from shoal.control.policies import PolicyService
 from shoal.control.tags import TagService
@@ -28,6 +29,7 @@ from shoal.core.tasks import Supervisor
 from shoal.core.types import FunctionConfig
 from shoal.environments.environment import Environment, Settings
 from shoal.environments.pool import EnvironmentPool
+from shoal.invoke.concurrency import ConcurrencyLimiter
 from shoal.invoke.invoker import LocalInvoker
 from shoal.logs.store import FileLogStore
 from shoal.runtimes.builtin import registry as builtin_runtimes
@@ -74,7 +76,7 @@ class Stack:
     runtimes: RuntimeRegistry
     backend: SandboxBackend
     pool: EnvironmentPool
-    invoker: LocalInvoker
+    invoker: ConcurrencyLimiter
     functions: FunctionService
     services: Services
 
@@ -115,8 +117,11 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
 
     pool = EnvironmentPool(make_environment, supervisor, idle_ttl=config.idle_ttl)
     catalog.subscribe(pool.on_config_change)
-    invoker = LocalInvoker(catalog, pool, config.region)
+    invoker = ConcurrencyLimiter(
+        LocalInvoker(catalog, pool, config.region), catalog, config.account_concurrency
+    )
     functions = FunctionService(catalog, code, runtimes, supervisor, config.region)
+    functions.account_limit = config.account_concurrency
     services = Services(
         config,
         functions,
@@ -127,6 +132,7 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
         AliasService(functions),
         TagService(functions),
         PolicyService(functions),
+        ConcurrencyService(functions, config.account_concurrency),
     )
     stack = Stack(
         config, supervisor, catalog, store, code, logs, runtimes, sandbox, pool, invoker, functions, services

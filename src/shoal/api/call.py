@@ -13,6 +13,7 @@ from starlette.responses import Response
 from shoal.api.codeurls import CodeUrlSigner
 from shoal.config import Config
 from shoal.control.aliases import AliasService
+from shoal.control.concurrency import ConcurrencyService
 from shoal.control.functions import FunctionService
 from shoal.control.policies import PolicyService
 from shoal.control.tags import TagService
@@ -42,6 +43,7 @@ class Services:
     aliases: AliasService
     tags: TagService
     policies: PolicyService
+    concurrency: ConcurrencyService
 
 
 @dataclass

@@ -55,6 +55,8 @@ async def get_function(call: Call) -> Response:
     tags = latest.extra.get("Tags")
     if tags:
         out["Tags"] = tags
+    if latest.reserved_concurrency is not None:
+        out["Concurrency"] = {"ReservedConcurrentExecutions": latest.reserved_concurrency}
     return json_response(call, out)
 
 

@@ -97,6 +97,7 @@ class FunctionService:
         self.supervisor = supervisor
         self.region = region
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.account_limit = ACCOUNT_CONCURRENCY
         # PublishVersion's core, set by VersionService (Publish=true on CreateFunction/UpdateFunctionCode)
         self.publisher: Callable[[FunctionConfig, str | None], Awaitable[FunctionConfig]] = _no_publisher
 
@@ -156,8 +157,9 @@ class FunctionService:
                 "TotalCodeSize": 80_530_636_800,
                 "CodeSizeUnzipped": 262_144_000,
                 "CodeSizeZipped": ZIP_LIMIT,
-                "ConcurrentExecutions": ACCOUNT_CONCURRENCY,
-                "UnreservedConcurrentExecutions": ACCOUNT_CONCURRENCY,
+                "ConcurrentExecutions": self.account_limit,
+                "UnreservedConcurrentExecutions": self.account_limit
+                - sum(c.reserved_concurrency or 0 for c in configs if c.version == LATEST),
             },
             "AccountUsage": {
                 "TotalCodeSize": sum(code_keys.values()),

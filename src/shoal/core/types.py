@@ -72,6 +72,7 @@ class FunctionConfig:
     last_update_status_reason_code: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # echoed members Shoal stores but does not act on
     last_version: int = 0  # on $LATEST: the highest version number ever published (never reused)
+    reserved_concurrency: int | None = None  # on $LATEST: PutFunctionConcurrency, for the whole function
 
     @property
     def code_key(self) -> str:

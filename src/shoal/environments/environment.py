@@ -190,6 +190,22 @@ class Environment:
         """Create the sandbox, start the runtime and run INIT. Never raises for function faults: an init
         failure is kept and answered to the first invocation."""
         loop = asyncio.get_running_loop()
+        executable = None
+        if self.runtime.entrypoint is not None:  # before taking any resource: nothing to give back
+            executable = self.runtime.entrypoint(self.code_dir, None)
+            if executable is None:
+                self.log(self._init_start_line())
+                self.log(fmt.init_report(0.0, "init", "error", "Runtime.InvalidEntrypoint"))
+                self._init_failure = (
+                    "Runtime.InvalidEntrypoint",
+                    _error_body(
+                        "Runtime.InvalidEntrypoint",
+                        "RequestId: {request_id} Error: Couldn't find valid bootstrap(s): "
+                        "[/var/task/bootstrap /opt/bootstrap]",
+                    ),
+                )
+                self.init_ms = 0.0
+                return
         self.endpoint = RuntimeEndpoint()
         identity = self.backend.new_identity()
         address = self.backend.runtime_api_address()
@@ -213,34 +229,28 @@ class Environment:
         task_root = self.backend.task_root(spec)
         runtime_dir = self.backend.sandbox_path(spec, self.runtime.bootstrap_dir, _RUNTIME_DIR)
         places = {"runtime_dir": runtime_dir, "task_root": task_root, "opt": "/opt"}
-        executable = None
-        if self.runtime.entrypoint is not None:
-            executable = self.runtime.entrypoint(self.code_dir, None)
-            if executable is None:
-                self.log(fmt.init_report(0.0, "init", "error", "Runtime.InvalidEntrypoint"))
-                self._init_failure = (
-                    "Runtime.InvalidEntrypoint",
-                    _error_body(
-                        "Runtime.InvalidEntrypoint",
-                        "RequestId: {request_id} Error: Couldn't find valid bootstrap(s): "
-                        f"[{task_root}/bootstrap /opt/bootstrap]",
-                    ),
-                )
-                self.init_ms = 0.0
-                return
         spec = dataclasses.replace(
             spec,
             argv=self.runtime.argv(places, executable),
             env=self._environment_variables(address, task_root, runtime_dir, places),
         )
-        self.log(
-            fmt.init_start(
-                self.runtime.runtime_version,
-                f"arn:aws:lambda:{self.settings.region}::runtime:{_runtime_sha(self.runtime)}",
-            )
-        )
+        self.log(self._init_start_line())
         started = time.monotonic()
-        self.process = await self.backend.start(spec)
+        try:
+            self.process = await self.backend.start(spec)
+        except OSError as exc:  # the program could not be executed at all
+            self.init_ms = (time.monotonic() - started) * 1000
+            self.log(fmt.init_report(self.init_ms, "init", "error", "Runtime.InvalidEntrypoint"))
+            reason = exc.strerror or str(exc)
+            self._init_failure = (
+                "Runtime.InvalidEntrypoint",
+                _error_body(
+                    "Runtime.InvalidEntrypoint",
+                    f"RequestId: {{request_id}} Error: fork/exec {spec.argv[0]}: "
+                    f"{reason[:1].lower()}{reason[1:]}",
+                ),
+            )
+            return
         self.alive = True
         self.process.exited.add_done_callback(self._on_exit)
         loop.add_reader(self.process.output_fd, self._on_output)
@@ -282,6 +292,12 @@ class Environment:
             self.log(fmt.init_report(self.init_ms, "init", "timeout"))
             self._init_failure = ("Sandbox.Timedout", b"")
         await self._kill()
+
+    def _init_start_line(self) -> str:
+        return fmt.init_start(
+            self.runtime.runtime_version,
+            f"arn:aws:lambda:{self.settings.region}::runtime:{_runtime_sha(self.runtime)}",
+        )
 
     def _on_exit(self, _: asyncio.Future[int]) -> None:
         self.alive = False

@@ -179,7 +179,7 @@ def _child(spec: dict) -> None:  # type: ignore[type-arg]
     if not spec["network"]:
         _loopback_up()
         _send_listener(report)
-    os.close(report)
+    os.set_inheritable(report, False)  # closed by a successful exec: the server reads EOF
     _build_root(spec)
     name = b"localhost"
     _libc.sethostname(name, len(name))
@@ -192,7 +192,11 @@ def _child(spec: dict) -> None:  # type: ignore[type-arg]
         _check(_libc.setrlimit(resource, ctypes.byref(limit)), "setrlimit")
     os.chdir(spec["cwd"])
     argv = spec["argv"]
-    os.execve(argv[0], argv, spec["env"])
+    try:
+        os.execve(argv[0], argv, spec["env"])
+    except OSError as exc:  # tell the server why the runtime could not be executed
+        os.write(report, f"X{exc.errno}\n".encode())
+        os._exit(127)
 
 
 def launch(spec: dict) -> None:  # type: ignore[type-arg]

@@ -238,7 +238,7 @@ class NamespaceBackend:
             os.close(out_w)
             theirs.close()
         try:
-            pid, listener = await self._read_report(report)
+            pid, listener, exec_errno = await self._read_report(report)
         except BaseException:
             os.close(out_r)
             await asyncio.to_thread(self.release, slot, spec.uid)
@@ -246,27 +246,37 @@ class NamespaceBackend:
         finally:
             report.close()
         os.set_blocking(out_r, False)
-        return NamespaceProcess(pid, out_r, spec.work_dir, self, slot, spec.uid, spec.memory_mb, listener)
+        process = NamespaceProcess(pid, out_r, spec.work_dir, self, slot, spec.uid, spec.memory_mb, listener)
+        if exec_errno is not None:
+            await process.destroy()  # reap PID 1 and give its slot and uid back
+            os.close(out_r)
+            raise OSError(exec_errno, os.strerror(exec_errno), spec.argv[0])
+        return process
 
-    async def _read_report(self, sock: socket.socket) -> tuple[int, socket.socket | None]:
-        """The launcher reports ``P<pid>``; with a private network PID 1 also sends its listener."""
+    async def _read_report(self, sock: socket.socket) -> tuple[int, socket.socket | None, int | None]:
+        """Read the launcher's report until EOF (the runtime's successful exec closes it): ``P<pid>``, with a
+        private network PID 1's listener, and ``X<errno>`` when the runtime could not be executed."""
         sock.setblocking(False)
         pid: int | None = None
         listener: socket.socket | None = None
+        exec_errno: int | None = None
         buffer = b""
-        while pid is None or (self.private_network and listener is None):
+        while True:
             data, fds = await _recv_report(sock)
             if fds:
                 listener = socket.socket(fileno=fds[0])
             if not data and not fds:
                 break
             buffer += data
-            if pid is None and b"\n" in buffer:
+            while b"\n" in buffer:
                 line, _, buffer = buffer.partition(b"\n")
-                pid = int(line.removeprefix(b"P"))
+                if line.startswith(b"P"):
+                    pid = int(line[1:])
+                elif line.startswith(b"X"):
+                    exec_errno = int(line[1:])
         if pid is None:
             raise RuntimeError("the sandbox launcher could not start the environment; see the function's log")
-        return pid, listener
+        return pid, listener, exec_errno
 
     def cleanup_stale(self, root: Path) -> None:
         shutil.rmtree(root, ignore_errors=True)
