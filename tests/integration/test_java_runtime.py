@@ -266,6 +266,91 @@ public class NoDefault {
     }
 }
 """,
+    "com/amazonaws/services/lambda/runtime/events/SQSEvent.java": """
+package com.amazonaws.services.lambda.runtime.events;
+
+import java.util.List;
+import java.util.Map;
+
+/** Shaped like aws-lambda-java-events' SQSEvent: bean names that differ from the JSON's. */
+public class SQSEvent {
+    private List<SQSMessage> records;
+    public List<SQSMessage> getRecords() { return records; }
+    public void setRecords(List<SQSMessage> records) { this.records = records; }
+
+    public static class SQSMessage {
+        private String messageId;
+        private String body;
+        private String eventSourceArn;
+        private Map<String, String> attributes;
+        public String getMessageId() { return messageId; }
+        public void setMessageId(String messageId) { this.messageId = messageId; }
+        public String getBody() { return body; }
+        public void setBody(String body) { this.body = body; }
+        public String getEventSourceArn() { return eventSourceArn; }
+        public void setEventSourceArn(String eventSourceArn) { this.eventSourceArn = eventSourceArn; }
+        public Map<String, String> getAttributes() { return attributes; }
+        public void setAttributes(Map<String, String> attributes) { this.attributes = attributes; }
+    }
+}
+""",
+    "com/amazonaws/services/lambda/runtime/events/ScheduledEvent.java": """
+package com.amazonaws.services.lambda.runtime.events;
+
+public class ScheduledEvent {
+    private String detailType;
+    private String source;
+    public String getDetailType() { return detailType; }
+    public void setDetailType(String detailType) { this.detailType = detailType; }
+    public String getSource() { return source; }
+    public void setSource(String source) { this.source = source; }
+}
+""",
+    "com/amazonaws/services/lambda/runtime/events/SQSBatchResponse.java": """
+package com.amazonaws.services.lambda.runtime.events;
+
+import java.util.List;
+
+public class SQSBatchResponse {
+    private List<BatchItemFailure> batchItemFailures;
+    public SQSBatchResponse(List<BatchItemFailure> failures) { this.batchItemFailures = failures; }
+    public List<BatchItemFailure> getBatchItemFailures() { return batchItemFailures; }
+
+    public static class BatchItemFailure {
+        private final String itemIdentifier;
+        public BatchItemFailure(String id) { this.itemIdentifier = id; }
+        public String getItemIdentifier() { return itemIdentifier; }
+    }
+}
+""",
+    "example/Queue.java": """
+package example;
+
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.RequestHandler;
+import com.amazonaws.services.lambda.runtime.events.SQSBatchResponse;
+import com.amazonaws.services.lambda.runtime.events.SQSEvent;
+import com.amazonaws.services.lambda.runtime.events.ScheduledEvent;
+import java.util.ArrayList;
+import java.util.List;
+
+public class Queue implements RequestHandler<SQSEvent, SQSBatchResponse> {
+    public SQSBatchResponse handleRequest(SQSEvent event, Context context) {
+        List<SQSBatchResponse.BatchItemFailure> failed = new ArrayList<>();
+        for (SQSEvent.SQSMessage m : event.getRecords()) {
+            if (m.getBody().contains("bad") && m.getEventSourceArn().startsWith("arn:aws:sqs:")) {
+                failed.add(new SQSBatchResponse.BatchItemFailure(m.getMessageId()
+                        + "/" + m.getAttributes().get("ApproximateReceiveCount")));
+            }
+        }
+        return new SQSBatchResponse(failed);
+    }
+
+    public String schedule(ScheduledEvent event) {
+        return event.getDetailType() + " from " + event.getSource();
+    }
+}
+""",
     "jarred/InJar.java": """
 package jarred;
 
@@ -295,24 +380,50 @@ def java_runtime():
     pytest.skip(f"no JDK 11/17/21/25 on this host: {INSTALL}")
 
 
-@pytest.fixture(scope="module")
-def classes(java_runtime, tmp_path_factory):
-    """The test handlers, compiled against the runtime's API classes."""
-    src = tmp_path_factory.mktemp("java-src")
-    out = tmp_path_factory.mktemp("java-classes")
-    for name, text in SOURCES.items():
+RECORDS = {
+    "modern/Points.java": """
+package modern;
+
+import java.util.List;
+
+public class Points {
+    public record Point(int x, int y, String label, List<Point> near) { }
+
+    public Point move(Point p) {
+        return new Point(p.x() + 1, p.y() * 2, p.label().toUpperCase(), p.near());
+    }
+}
+""",
+}
+
+
+def javac_for(runtime) -> Path:
+    javac = Path(runtime.executable).with_name("javac")
+    return javac if javac.exists() else Path(shutil.which("javac") or "javac")
+
+
+def compile_java(runtime, sources, src: Path, out: Path, *release: str) -> None:
+    for name, text in sources.items():
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         (src / name).write_text(text)
-    javac = Path(java_runtime.executable).with_name("javac")
-    if not javac.exists():
-        javac = Path(shutil.which("javac") or "javac")
-    api = java_runtime.bootstrap_dir / "bootstrap.jar"
+    api = runtime.bootstrap_dir / "bootstrap.jar"
     subprocess.run(
-        [str(javac), "-encoding", "UTF-8", "-cp", str(api), "-d", str(out), *[str(src / n) for n in SOURCES]],
+        [str(javac_for(runtime)), *release, "-encoding", "UTF-8", "-cp", f"{api}:{out}", "-d", str(out)]
+        + [str(src / n) for n in sources],
         check=True,
         capture_output=True,
         timeout=120,
     )
+
+
+@pytest.fixture(scope="module")
+def classes(java_runtime, tmp_path_factory):
+    """The test handlers, compiled against the runtime's API classes (Java 11 class files)."""
+    src = tmp_path_factory.mktemp("java-src")
+    out = tmp_path_factory.mktemp("java-classes")
+    compile_java(java_runtime, SOURCES, src, out, "--release", "11")
+    if int(java_runtime.id.removeprefix("java")) >= 16:
+        compile_java(java_runtime, RECORDS, src, out)
     return out
 
 
@@ -521,6 +632,46 @@ def test_pojo_in_and_out(make_env):
         "customer",
         "summary",
     ]
+
+
+def test_events_library_names_and_output_beans(make_env):
+    """Classes of aws-lambda-java-events take AWS's JSON names (Records, eventSourceARN, detail-type)."""
+    env = make_env(handler="example.Queue")
+    event = {
+        "Records": [
+            {
+                "messageId": "m1",
+                "body": "ok",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
+                "attributes": {},
+            },
+            {
+                "messageId": "m2",
+                "body": "bad",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
+                "attributes": {"ApproximateReceiveCount": "3"},
+            },
+        ]
+    }
+    (out,) = invoke_all(env, invocation("q", json.dumps(event).encode()))
+    assert json.loads(out.payload) == {"batchItemFailures": [{"itemIdentifier": "m2/3"}]}, out.payload
+    env2 = make_env(handler="example.Queue::schedule")
+    (out2,) = invoke_all(env2, invocation("s", b'{"detail-type": "Scheduled Event", "source": "aws.events"}'))
+    assert out2.payload == b'"Scheduled Event from aws.events"'
+
+
+def test_records(make_env, java_runtime):
+    if int(java_runtime.id.removeprefix("java")) < 16:
+        pytest.skip("records need Java 16+")
+    env = make_env(handler="modern.Points::move")
+    point = {"x": 1, "y": 2, "label": "a", "near": [{"x": 0, "y": 0, "label": "o", "near": []}]}
+    (out,) = invoke_all(env, invocation("r", json.dumps(point).encode()))
+    assert json.loads(out.payload) == {
+        "x": 2,
+        "y": 4,
+        "label": "A",
+        "near": [{"x": 0, "y": 0, "label": "o", "near": []}],
+    }
 
 
 def test_request_handler_string_is_json_encoded(make_env):
@@ -747,3 +898,30 @@ def test_cache_survives_a_read_only_package(java_runtime):
     names = json.loads((java_runtime.bootstrap_dir / ".complete").read_text())["archives"]
     assert names and all(n.startswith("cds/") for n in names)
     assert os.access(java_runtime.bootstrap_dir / "bootstrap.jar", os.R_OK)
+
+
+def test_every_installed_java_version(tmp_path, classes):
+    """Each offered id runs on its own JVM (ProcessBackend; the full matrix runs on the preferred id)."""
+    found = java_family.JavaFamily().discover({})
+    assert found, INSTALL
+    for runtime_id, runtime in sorted(found.items()):
+        code = tmp_path / runtime_id
+        shutil.copytree(classes, code)
+        _readable(code)
+        env = Environment(
+            config(runtime_id, handler="example.Ctx::handleRequest"),
+            runtime,
+            ProcessBackend(),
+            code,
+            tmp_path / "envs",
+            lambda *args: None,
+            Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1"),
+        )
+        try:
+            (out,) = invoke_all(env, invocation("v", b'{"n": 3}'))
+        finally:
+            if env.process is not None and env.process.returncode is None:
+                env.process.kill()
+        assert not out.function_error, (runtime_id, out.payload)
+        assert json.loads(out.payload)["event"] == {"n": 3}
+        assert runtime.runtime_version.startswith(f"java:{runtime_id.removeprefix('java')}.")

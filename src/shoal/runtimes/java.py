@@ -56,7 +56,7 @@ SANDBOX_RUNTIME_DIR = "/var/runtime"
 # memory-limited sandbox gives): forcing one here would make a function's -XX:+UseG1GC fail ("multiple
 # GCs"), and on JDK 17 G1 starts no slower (only it maps the base archive's heap objects).
 JVM_FLAGS = ("TieredStopAtLevel=1", "-UsePerfData")
-_BUILD_SCHEMA = "1"  # bump to invalidate every cache entry
+_BUILD_SCHEMA = "1"  # the cache key also covers this module's source and the bootstrap sources
 _BUILD_TIMEOUT = 300
 _SCRUBBED_ENV = ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH", "JAVA_OPTIONS")
 
@@ -258,7 +258,8 @@ def _source_files() -> list[Path]:
 
 def _build_key(jvm: Jvm, javac: Path) -> str:
     h = hashlib.sha256()
-    h.update(f"{_BUILD_SCHEMA}\0{jvm.java}\0{jvm.version}\0{javac}\0{JVM_FLAGS}\0".encode())
+    h.update(f"{_BUILD_SCHEMA}\0{jvm.java}\0{jvm.version}\0{javac}\0".encode())
+    h.update(Path(__file__).read_bytes())  # the build recipe and the JVM flags
     with contextlib.suppress(OSError):
         st = (jvm.home / "lib" / "modules").stat()
         h.update(f"{st.st_size}\0{int(st.st_mtime)}\0".encode())
@@ -415,6 +416,8 @@ def build(jvm: Jvm, javac: Path, root: Path | None = None) -> Path:
     key = _build_key(jvm, javac)
     final = root / f"java{jvm.major}-{key}"
     if (final / ".complete").exists():
+        with contextlib.suppress(OSError):
+            os.utime(final / ".complete")  # last use, for pruning
         return final
     with _locked(root / f".java{jvm.major}-{key}.lock"):
         if (final / ".complete").exists():
@@ -445,7 +448,26 @@ def build(jvm: Jvm, javac: Path, root: Path | None = None) -> Path:
             )
         )
         log.info("Built the Java %s bootstrap in %.1f s", jvm.major, time.monotonic() - started)
+    _prune(root, final)
     return final
+
+
+def _prune(root: Path, keep: Path, unused_days: float = 7) -> None:
+    """Removes builds for the same Java version that no server has used for a week."""
+    horizon = time.time() - unused_days * 86400
+    prefix = keep.name.split("-")[0] + "-"
+    for entry in root.iterdir():
+        if entry == keep or not entry.name.startswith(prefix) or not entry.is_dir():
+            continue
+        try:
+            if (entry / ".complete").stat().st_mtime > horizon:
+                continue
+        except OSError:
+            if entry.stat().st_mtime > horizon:  # maybe another server's build in progress
+                continue
+        shutil.rmtree(entry, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (root / f".{entry.name}.lock").unlink()
 
 
 def _make_archives(jvm: Jvm, final: Path, task: Path) -> list[str]:
@@ -459,11 +481,11 @@ def _make_archives(jvm: Jvm, final: Path, task: Path) -> list[str]:
         return made
     sandbox_archive = final / archive_name(SANDBOX_RUNTIME_DIR)
     try:
-        if jvm.major >= 19:  # these JVMs accept an archive whose jar has moved
+        if _can_unshare():  # the jar at the very path the namespace sandbox shows it at
+            _dump(jvm, sandbox_archive, SANDBOX_RUNTIME_DIR, task, namespace_of=final)
+        elif jvm.major >= 19:  # these JVMs also accept an archive whose jar has moved
             sandbox_archive.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(host_archive, sandbox_archive)
-        elif _can_unshare():
-            _dump(jvm, sandbox_archive, SANDBOX_RUNTIME_DIR, task, namespace_of=final)
         else:
             return made
         made.append(str(sandbox_archive.relative_to(final)))

@@ -41,6 +41,7 @@ public final class Bootstrap {
         LambdaLogger logger = new Log.ContextLogger();
         setGlobalLogger(logger);
         RuntimeClient client = new RuntimeClient(cfg.runtimeApi);
+        client.connectInBackground();
         ClassLoader loader = customerClassLoader(cfg.taskRoot, cfg.optRoot);
         Thread.currentThread().setContextClassLoader(loader);
 

@@ -51,6 +51,8 @@ final class RuntimeClient {
     private Socket socket;
     private InputStream in;
     private OutputStream out;
+    private Thread connecting;
+    private IOException connectError;
 
     RuntimeClient(String address) {
         int colon = address.lastIndexOf(':');
@@ -65,6 +67,49 @@ final class RuntimeClient {
         this.port = Integer.parseInt(address.substring(colon + 1));
         this.hostHeader = ("Host: " + address + "\r\nUser-Agent: " + USER_AGENT + "\r\n")
                 .getBytes(StandardCharsets.ISO_8859_1);
+    }
+
+    /**
+     * Opens the connection on another thread, so that the JDK's socket set-up (a few ms of class
+     * initialisation on a cold JVM) overlaps with loading the handler.
+     */
+    void connectInBackground() {
+        Thread t = new Thread(new Runnable() {
+            public void run() {
+                try {
+                    connect();
+                } catch (IOException e) {
+                    connectError = e;
+                }
+            }
+        }, "runtime-api-connect");
+        t.setDaemon(true);
+        connecting = t;
+        t.start();
+    }
+
+    private void awaitBackgroundConnect() {
+        Thread t = connecting;
+        if (t == null) {
+            return;
+        }
+        connecting = null;
+        boolean interrupted = false;
+        while (true) {
+            try {
+                t.join();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        if (connectError != null) {
+            connectError = null;
+            close(); // exchange() connects again and reports the error if it persists
+        }
     }
 
     Response next() throws IOException {
@@ -105,6 +150,7 @@ final class RuntimeClient {
     private Response exchange(String method, String path, String contentType, String errorType, byte[] body)
             throws IOException {
         byte[] request = request(method, path, contentType, errorType, body);
+        awaitBackgroundConnect();
         for (int attempt = 0;; attempt++) {
             boolean fresh = socket == null;
             try {
@@ -128,11 +174,16 @@ final class RuntimeClient {
 
     private void connect() throws IOException {
         Socket s = new Socket(Proxy.NO_PROXY); // no proxy selector: skips reading net.properties
-        s.setTcpNoDelay(true);
-        s.connect(new InetSocketAddress(host, port));
+        try {
+            s.setTcpNoDelay(true);
+            s.connect(new InetSocketAddress(host, port));
+            in = new BufferedInputStream(s.getInputStream(), 16384);
+            out = s.getOutputStream();
+        } catch (IOException e) {
+            s.close();
+            throw e;
+        }
         socket = s;
-        in = new BufferedInputStream(s.getInputStream(), 16384);
-        out = s.getOutputStream();
     }
 
     private byte[] request(String method, String path, String contentType, String errorType, byte[] body) {
