@@ -99,6 +99,14 @@ SETTINGS: tuple[Setting, ...] = (
         "1,769 MB = 1 vCPU.",
         "VCPUS",
     ),
+    Setting(
+        "fork_server",
+        True,
+        _bool,
+        "Start Python environments from a per-interpreter fork-server that has imported the bootstrap "
+        "(namespace sandbox).",
+        "BOOL",
+    ),
     Setting("warm_cgroups", 16, int, "Cgroups created ahead of need at start-up (namespace sandbox).", "N"),
     Setting(
         "account_concurrency",
@@ -145,6 +153,7 @@ class Config:
     uid_range: str
     function_network: bool
     cpu_floor: float
+    fork_server: bool
     warm_cgroups: int
     account_concurrency: int
     idle_ttl: float

@@ -109,7 +109,12 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
     work_root = data / "environments"
     sandbox.cleanup_stale(work_root)  # what a crashed previous run left behind
     work_root.mkdir(parents=True, exist_ok=True)
-    settings = Settings(region=config.region, init_timeout=config.init_timeout, endpoint=config.endpoint)
+    settings = Settings(
+        region=config.region,
+        init_timeout=config.init_timeout,
+        endpoint=config.endpoint,
+        fork_server=config.fork_server,
+    )
 
     def make_environment(fc: FunctionConfig) -> Environment:
         runtime = runtimes.require(fc.runtime)

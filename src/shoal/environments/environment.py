@@ -60,6 +60,7 @@ class Settings:
     region: str
     init_timeout: float
     endpoint: str  # the API's URL, offered to functions as AWS_ENDPOINT_URL_LAMBDA
+    fork_server: bool = True  # start runtimes from a warm fork-server where the backend has one
 
 
 LogEmitter = Callable[[str, str, str, int, str], None]  # account, group, stream, timestamp ms, message
@@ -225,6 +226,11 @@ class Environment:
                 *((p, str(p)) for p in self.runtime.host_paths),
             ),
             uid=identity,
+            preload=(
+                (self.runtime.executable, str(self.runtime.preload))
+                if self.runtime.preload is not None and self.settings.fork_server
+                else None
+            ),
         )
         task_root = self.backend.task_root(spec)
         runtime_dir = self.backend.sandbox_path(spec, self.runtime.bootstrap_dir, _RUNTIME_DIR)

@@ -105,6 +105,7 @@ class PythonFamily:
             bootstrap_dir=BOOTSTRAP_DIR,
             bootstrap_argv=("-I", "-S", "{runtime_dir}/bootstrap.py"),
             host_paths=(_prefix(executable),),
+            preload=BOOTSTRAP_DIR / "bootstrap.py",
         )
 
 

@@ -34,6 +34,7 @@ class Runtime:
     host_paths: tuple[Path, ...] = ()  # host directories the runtime needs visible (interpreter prefix …)
     entrypoint: Entrypoint | None = None
     managed: bool = True  # False for provided* (custom) runtimes: no AWS_EXECUTION_ENV
+    preload: Path | None = None  # a bootstrap a fork-server of ``executable`` can import ahead of time
 
     @property
     def runtime_version(self) -> str:

@@ -26,6 +26,9 @@ class SandboxSpec:
     ephemeral_mb: int = 512
     extra_ro_binds: tuple[tuple[Path, str], ...] = field(default=())  # (host path, path inside)
     uid: int | None = None  # the environment's own uid (namespace backend), from ``new_identity``
+    # (interpreter, bootstrap source): a backend with a fork-server may start the runtime from a process of
+    # that interpreter which has already imported the bootstrap, instead of exec'ing ``argv``
+    preload: tuple[str, str] | None = None
 
 
 class SandboxBackend(Protocol):

@@ -191,6 +191,8 @@ def _child(spec: dict) -> None:  # type: ignore[type-arg]
         limit = _Rlimit(value, value)
         _check(_libc.setrlimit(resource, ctypes.byref(limit)), "setrlimit")
     os.chdir(spec["cwd"])
+    if spec.get("zygote"):
+        _run_preloaded(spec, report)
     argv = spec["argv"]
     try:
         os.execve(argv[0], argv, spec["env"])
@@ -222,20 +224,90 @@ def launch(spec: dict) -> None:  # type: ignore[type-arg]
     os._exit(0)
 
 
-def serve(control: int) -> int:
-    """The daemon: one request per message on ``control``; ends when the server closes it (or dies)."""
+_PRELOADED: dict = {}  # type: ignore[type-arg]  # zygote mode: the runtime's bootstrap module, imported once
+
+
+def _preload(path: str) -> None:
+    """Zygote mode: import the language bootstrap (not the function's code) before serving."""
+    import gc
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bootstrap", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bootstrap"] = module
+    spec.loader.exec_module(module)
+    _PRELOADED["module"] = module
+    _PRELOADED["path"] = path
+    _PRELOADED["sys_path"] = [p for p in sys.path if p != os.path.dirname(os.path.abspath(__file__))]
+    gc.collect()
+    gc.freeze()  # children do not copy the heap on their first collection
+
+
+def _run_preloaded(spec: dict, report: int) -> None:  # type: ignore[type-arg]
+    """PID 1 in zygote mode: become the runtime without an exec (the interpreter is already warm)."""
+    module = _PRELOADED["module"]
+    os.environ.clear()
+    os.environ.update(spec["env"])
+    sys.argv[:] = [_PRELOADED["path"]]
+    sys.path[:] = _PRELOADED["sys_path"]
+    sys.modules["__main__"] = module
+    os.close(report)  # the server reads EOF: the runtime is running
+    code = 0
+    try:
+        module.main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def _read_spec(report: int) -> dict:  # type: ignore[type-arg]
+    """The spec comes over the request's own socket, read by the child: the daemon's memory never holds
+    one function's settings for another's environment to inherit."""
+    head = b""
+    while len(head) < 4:
+        chunk = os.read(report, 4 - len(head))
+        if not chunk:
+            raise OSError("the server closed the request before sending its spec")
+        head += chunk
+    size = int.from_bytes(head, "big")
+    chunks = []
+    while size:
+        chunk = os.read(report, min(size, 1 << 16))
+        if not chunk:
+            raise OSError("the request's spec was cut short")
+        chunks.append(chunk)
+        size -= len(chunk)
+    spec = marshal.loads(b"".join(chunks))
+    spec["report_fd"] = report
+    return spec  # type: ignore[no-any-return]
+
+
+def serve(control: int, preload: str | None = None) -> int:
+    """The daemon: one request per message on ``control`` (two descriptors: the environment's output pipe
+    and the request's socket); ends when the server closes ``control`` (or dies)."""
     import socket
 
     _libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
+    if preload:
+        _preload(preload)
     channel = socket.socket(fileno=control)
     while True:
         try:
-            data, fds, _, _ = socket.recv_fds(channel, MAX_REQUEST, 2)
+            data, fds, _, _ = socket.recv_fds(channel, 16, 2)
         except InterruptedError:
             continue
         if not data:
             return 0
-        spec = marshal.loads(data)
         out_fd, report_fd = fds
         pid = os.fork()
         if pid == 0:
@@ -246,7 +318,11 @@ def serve(control: int) -> int:
             os.dup2(null, 0)
             os.close(null)
             os.close(out_fd)
-            spec["report_fd"] = report_fd
+            try:
+                spec = _read_spec(report_fd)
+            except BaseException as exc:
+                os.write(2, f"shoal launcher: bad request: {exc}\n".encode())
+                os._exit(125)
             launch(spec)
         os.close(out_fd)
         os.close(report_fd)
@@ -273,9 +349,10 @@ def probe() -> int:
 def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--probe":
         return probe()
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        return serve(int(sys.argv[2]))
-    sys.stderr.write("usage: launcher.py --serve FD | --probe ROOT\n")
+    if len(sys.argv) in (3, 5) and sys.argv[1] == "--serve":
+        preload = sys.argv[4] if len(sys.argv) == 5 and sys.argv[3] == "--preload" else None
+        return serve(int(sys.argv[2]), preload)
+    sys.stderr.write("usage: launcher.py --serve FD [--preload BOOTSTRAP] | --probe ROOT\n")
     return 2
 
 

@@ -134,8 +134,7 @@ class NamespaceBackend:
     ) -> None:
         self.cgroups = CgroupPool.for_data_dir(data_dir) if data_dir else CgroupPool(f"pid{os.getpid()}")
         self._prepared = False
-        self._launcher: subprocess.Popen[bytes] | None = None
-        self._control: socket.socket | None = None
+        self._daemons: dict[tuple[str, str] | None, tuple[subprocess.Popen[bytes], socket.socket]] = {}
         self.uids = UidAllocator.parse(uid_range)
         self.network = network
         self.cpu_floor = cpu_floor
@@ -162,8 +161,8 @@ class NamespaceBackend:
         self.cgroups.cleanup_stale()
         self.cgroups.prepare(slots)
         become_subreaper()
-        if self._control is None:
-            self._start_launcher()
+        if None not in self._daemons:
+            self._start_daemon(None)
         self._prepared = True
 
     def release(self, slot: Slot, uid: int) -> None:
@@ -172,31 +171,34 @@ class NamespaceBackend:
 
     # ---- the launcher daemon -----------------------------------------------------------------------
 
-    def _start_launcher(self) -> None:
-        """Start the privileged launcher daemon (once; again if it died)."""
+    def _start_daemon(self, key: tuple[str, str] | None) -> tuple[subprocess.Popen[bytes], socket.socket]:
+        """Start a launcher daemon: the exec launcher (``key`` None, the server's interpreter), or a zygote
+        of one runtime interpreter with its bootstrap preloaded (``key`` = (interpreter, bootstrap))."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._launcher = subprocess.Popen(
-            [*_launcher_argv(), "--serve", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-            close_fds=True,
+        interpreter = os.path.realpath(sys.executable) if key is None else key[0]
+        argv = [interpreter, "-I", "-S", str(LAUNCHER), "--serve", str(theirs.fileno())]
+        if key is not None:
+            argv += ["--preload", key[1]]
+        process = subprocess.Popen(
+            argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True
         )
         theirs.close()
-        self._control = ours
+        self._daemons[key] = (process, ours)
+        return process, ours
 
-    def _send(self, request: bytes, fds: list[int]) -> None:
+    def _send(self, key: tuple[str, str] | None, fds: list[int]) -> None:
         for attempt in range(2):
-            if self._control is None or (self._launcher is not None and self._launcher.poll() is not None):
-                self._start_launcher()
-            assert self._control is not None
+            daemon = self._daemons.get(key)
+            if daemon is None or daemon[0].poll() is not None:
+                daemon = self._start_daemon(key)
             try:
-                socket.send_fds(self._control, [request], fds)
+                socket.send_fds(daemon[1], [b"R"], fds)
                 return
             except OSError:
+                daemon[1].close()
+                del self._daemons[key]
                 if attempt:
                     raise
-                self._control.close()
-                self._control = None
 
     async def start(self, spec: SandboxSpec) -> SandboxProcess:
         if spec.uid is None:
@@ -210,6 +212,7 @@ class NamespaceBackend:
         binds += [(str(host), inside) for host, inside in spec.extra_ro_binds]
         request = marshal.dumps(
             {
+                "zygote": spec.preload is not None,
                 "argv": spec.argv,
                 "env": spec.env,
                 "binds": binds,
@@ -223,12 +226,14 @@ class NamespaceBackend:
                 "cgroup_procs": slot.procs_files(),
                 "nofile": MAX_FDS,
                 "nproc": MAX_PROCS,
-            }
+            },
+            4,  # a format every supported interpreter reads
         )
         out_r, out_w = os.pipe()
         report, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._send(request, [out_w, theirs.fileno()])
+            self._send(spec.preload, [out_w, theirs.fileno()])
+            report.sendall(len(request).to_bytes(4, "big") + request)  # read by the daemon's child
         except BaseException:
             os.close(out_r)
             report.close()
@@ -282,16 +287,14 @@ class NamespaceBackend:
         shutil.rmtree(root, ignore_errors=True)
 
     def close(self) -> None:
-        if self._control is not None:
-            self._control.close()  # the daemon ends when its control socket closes
-            self._control = None
-        if self._launcher is not None:
+        for process, control in self._daemons.values():
+            control.close()  # a daemon ends when its control socket closes
             try:
-                self._launcher.wait(timeout=5)
+                process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self._launcher.kill()
-                self._launcher.wait()
-            self._launcher = None
+                process.kill()
+                process.wait()
+        self._daemons.clear()
         self.cgroups.close()
 
 
