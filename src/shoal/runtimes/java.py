@@ -362,10 +362,20 @@ def _trainer_task(classes: Path, work: Path) -> Path:
     return task
 
 
-def _jvm_args(runtime_dir: str) -> list[str]:
+AOT_CACHE = "app.aot"
+AOT_MAJOR = 25  # JEP 483/514: an AOT cache (classes loaded and linked ahead of time), made in one run
+
+
+def _archive_flag(major: int, runtime_dir: str) -> str:
+    if major >= AOT_MAJOR:
+        return f"-XX:AOTCache={runtime_dir}/{AOT_CACHE}"
+    return f"-XX:SharedArchiveFile={runtime_dir}/{archive_name(runtime_dir)}"
+
+
+def _jvm_args(runtime_dir: str, archive: str | None) -> list[str]:
     return [
         f"-XX:Flags={runtime_dir}/jvm.flags",
-        f"-XX:SharedArchiveFile={runtime_dir}/{archive_name(runtime_dir)}",
+        *([archive] if archive else []),
         "-Djava.net.preferIPv4Stack=true",
         "-cp",
         f"{runtime_dir}/bootstrap.jar",
@@ -373,12 +383,12 @@ def _jvm_args(runtime_dir: str) -> list[str]:
 
 
 def _dump(jvm: Jvm, target: Path, runtime_dir: str, task: Path, namespace_of: Path | None = None) -> None:
-    """Runs the training with ``-XX:ArchiveClassesAtExit``; ``namespace_of`` binds that directory at
-    ``runtime_dir`` in a private mount namespace first."""
+    """Runs the training with ``-XX:ArchiveClassesAtExit`` (``-XX:AOTCacheOutput`` from Java 25);
+    ``namespace_of`` binds that directory at ``runtime_dir`` in a private mount namespace first."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + f".tmp{os.getpid()}")
-    args = _jvm_args(runtime_dir)
-    args[1] = f"-XX:ArchiveClassesAtExit={partial}"
+    output = "AOTCacheOutput" if jvm.major >= AOT_MAJOR else "ArchiveClassesAtExit"
+    args = _jvm_args(runtime_dir, f"-XX:{output}={partial}")
     argv = [str(jvm.java), *args, "shoal.runtime.Trainer", str(task)]
     if namespace_of is not None:
         argv = [sys.executable, "-I", "-S", "-c", _NAMESPACE_DUMP, str(namespace_of), runtime_dir, *argv]
@@ -471,6 +481,13 @@ def _prune(root: Path, keep: Path, unused_days: float = 7) -> None:
 
 
 def _make_archives(jvm: Jvm, final: Path, task: Path) -> list[str]:
+    if jvm.major >= AOT_MAJOR:  # these JVMs accept a cache whose jar has moved: one serves both views
+        try:
+            _dump(jvm, final / AOT_CACHE, str(final), task)
+            return [AOT_CACHE]
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            log.warning("Java %s: no AOT cache (slower cold starts): %s", jvm.major, exc)
+            return []
     made = []
     host_archive = final / archive_name(str(final))
     try:
@@ -553,13 +570,19 @@ class JavaFamily:
 
     @staticmethod
     def runtime(runtime_id: str, jvm: Jvm, bootstrap_dir: Path) -> Runtime:
+        try:
+            made = json.loads((bootstrap_dir / ".complete").read_text()).get("archives", [])
+        except (OSError, ValueError):
+            made = []
+        # a JVM pointed at a missing AOT cache prints errors at every start; a missing CDS archive is silent
+        archive = _archive_flag(jvm.major, "{runtime_dir}") if made else None
         return Runtime(
             id=runtime_id,
             family="java",
             executable=str(jvm.java),
             version=jvm.version,
             bootstrap_dir=bootstrap_dir,
-            bootstrap_argv=(*_jvm_args("{runtime_dir}"), MAIN_CLASS),
+            bootstrap_argv=(*_jvm_args("{runtime_dir}", archive), MAIN_CLASS),
             host_paths=host_paths(jvm.home),
         )
 
