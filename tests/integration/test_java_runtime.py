@@ -901,20 +901,26 @@ def test_cache_survives_a_read_only_package(java_runtime):
 
 
 def test_every_installed_java_version(tmp_path, classes):
-    """Each offered id runs on its own JVM (ProcessBackend; the full matrix runs on the preferred id)."""
+    """Each offered id runs on its own JVM and maps its archive (ProcessBackend; the full matrix runs on the
+    preferred id). -Xshare:on makes a JVM that cannot use its archive or AOT cache refuse to start."""
     found = java_family.JavaFamily().discover({})
     assert found, INSTALL
     for runtime_id, runtime in sorted(found.items()):
         code = tmp_path / runtime_id
         shutil.copytree(classes, code)
         _readable(code)
+        lines: list[str] = []
         env = Environment(
-            config(runtime_id, handler="example.Ctx::handleRequest"),
+            config(
+                runtime_id,
+                handler="example.Ctx::handleRequest",
+                environment={"JAVA_TOOL_OPTIONS": "-Xshare:on"},
+            ),
             runtime,
             ProcessBackend(),
             code,
             tmp_path / "envs",
-            lambda *args: None,
+            lambda account, group, stream, ts, message, lines=lines: lines.append(message),
             Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1"),
         )
         try:
@@ -922,6 +928,7 @@ def test_every_installed_java_version(tmp_path, classes):
         finally:
             if env.process is not None and env.process.returncode is None:
                 env.process.kill()
-        assert not out.function_error, (runtime_id, out.payload)
+        assert not out.function_error, (runtime_id, out.payload, lines)
         assert json.loads(out.payload)["event"] == {"n": 3}
+        assert not [line for line in lines if "][cds" in line or "][aot" in line], lines
         assert runtime.runtime_version.startswith(f"java:{runtime_id.removeprefix('java')}.")

@@ -367,9 +367,10 @@ AOT_MAJOR = 25  # JEP 483/514: an AOT cache (classes loaded and linked ahead of 
 
 
 def _archive_flag(major: int, runtime_dir: str) -> str:
-    if major >= AOT_MAJOR:
-        return f"-XX:AOTCache={runtime_dir}/{AOT_CACHE}"
-    return f"-XX:SharedArchiveFile={runtime_dir}/{archive_name(runtime_dir)}"
+    # An AOT cache is also named with SharedArchiveFile: unlike -XX:AOTCache, that leaves a function free to
+    # set -Xshare:on/off/auto in JAVA_TOOL_OPTIONS ("AOTCache cannot be used at the same time with -Xshare").
+    name = AOT_CACHE if major >= AOT_MAJOR else archive_name(runtime_dir)
+    return f"-XX:SharedArchiveFile={runtime_dir}/{name}"
 
 
 def _jvm_args(runtime_dir: str, archive: str | None) -> list[str]:
