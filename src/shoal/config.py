@@ -107,6 +107,14 @@ SETTINGS: tuple[Setting, ...] = (
         "(namespace sandbox).",
         "BOOL",
     ),
+    Setting(
+        "stem_cells",
+        2,
+        int,
+        "Environments of each kind prepared ahead of need (namespaces, cgroup, shared root) and "
+        "specialised on a cold start (namespace sandbox).",
+        "N",
+    ),
     Setting("warm_cgroups", 16, int, "Cgroups created ahead of need at start-up (namespace sandbox).", "N"),
     Setting(
         "account_concurrency",
@@ -154,6 +162,7 @@ class Config:
     function_network: bool
     cpu_floor: float
     fork_server: bool
+    stem_cells: int
     warm_cgroups: int
     account_concurrency: int
     idle_ttl: float

@@ -54,6 +54,7 @@ def choose_backend(config: Config) -> tuple[SandboxBackend, str]:
                 uid_range=config.uid_range,
                 network=config.function_network,
                 cpu_floor=config.cpu_floor,
+                stem_cells=config.stem_cells,
             )
             backend.prepare(config.warm_cgroups)
             return backend, ""
@@ -106,6 +107,8 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
         sandbox, note = await asyncio.to_thread(choose_backend, config)
     else:
         sandbox = backend
+    if isinstance(sandbox, namespace.NamespaceBackend):
+        sandbox.spawn = supervisor.spawn  # stem cells are made by tasks the server owns
     work_root = data / "environments"
     sandbox.cleanup_stale(work_root)  # what a crashed previous run left behind
     work_root.mkdir(parents=True, exist_ok=True)

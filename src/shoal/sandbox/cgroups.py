@@ -126,6 +126,20 @@ class Slot:
                 path.rmdir()
 
 
+def _remove_instance(directory: Path) -> int:
+    removed = 0
+    for child in (p for p in directory.iterdir() if p.is_dir()):
+        for pid in (child / "cgroup.procs").read_text().split() if (child / "cgroup.procs").exists() else ():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            child.rmdir()
+            removed += 1
+    with contextlib.suppress(OSError):
+        directory.rmdir()
+    return removed
+
+
 def _write(path: Path, value: str) -> None:
     with open(path, "w") as fh:
         fh.write(value)
@@ -150,8 +164,16 @@ class CgroupPool:
         return cls(hashlib.sha256(str(data_dir).encode()).hexdigest()[:12])
 
     def cleanup_stale(self) -> int:
-        """Kill what a crashed previous run left in its slots and remove them; returns how many slots."""
+        """Kill what a crashed previous run left in its slots and remove them; returns how many slots.
+
+        Also removes the instances of processes that are gone (``pid<N>``: backends made without a data
+        directory, e.g. by tests, whose process ended without closing them)."""
         removed = 0
+        for base in self.bases.values():
+            for sibling in base.parent.iterdir():
+                name = sibling.name
+                if name.startswith("pid") and name[3:].isdigit() and not Path(f"/proc/{name[3:]}").exists():
+                    removed += _remove_instance(sibling)
         for base in self.bases.values():
             if not base.is_dir():
                 continue

@@ -102,7 +102,9 @@ def _mkdirs(root: str, inside: str) -> str:
     return target
 
 
-def _build_root(spec: dict) -> None:  # type: ignore[type-arg]
+def _build_base(spec: dict) -> None:  # type: ignore[type-arg]
+    """The part of the root every environment of this kind shares: system directories, the runtime's own
+    directories (``base_binds``), ``/dev``, ``/proc``. A stem cell does this ahead of time."""
     root = spec["root"]
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=755")
     for name in SYSTEM_DIRS:
@@ -111,7 +113,7 @@ def _build_root(spec: dict) -> None:  # type: ignore[type-arg]
             os.symlink(os.readlink(host), root + host)
         elif os.path.isdir(host):
             _bind(host, _mkdirs(root, host))
-    for host, inside in spec["binds"]:
+    for host, inside in spec.get("base_binds", ()):
         if os.path.isdir(host):
             _bind(host, _mkdirs(root, inside))
     dev = _mkdirs(root, "/dev")
@@ -130,6 +132,14 @@ def _build_root(spec: dict) -> None:  # type: ignore[type-arg]
     shm = _mkdirs(root, "/dev/shm")
     _mount("tmpfs", shm, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     _mount("proc", _mkdirs(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _finish_root(spec: dict) -> None:  # type: ignore[type-arg]
+    """The environment's own part: its code and bootstrap, its ``/tmp``; then seal and enter the root."""
+    root = spec["root"]
+    for host, inside in spec["binds"]:
+        if os.path.isdir(host):
+            _bind(host, _mkdirs(root, inside))
     tmp = _mkdirs(root, "/tmp")
     _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(spec['tmp_mb'])}m,mode=1777")
     os.chown(tmp, spec["uid"], spec["gid"])
@@ -163,7 +173,7 @@ def _send_listener(report: int) -> None:
     listener.listen(16)
     channel = socket.socket(fileno=os.dup(report))
     try:
-        socket.send_fds(channel, [b"L"], [listener.fileno()])
+        socket.send_fds(channel, [b"L\n"], [listener.fileno()])
     finally:
         channel.close()
         listener.close()
@@ -180,7 +190,13 @@ def _child(spec: dict) -> None:  # type: ignore[type-arg]
         _loopback_up()
         _send_listener(report)
     os.set_inheritable(report, False)  # closed by a successful exec: the server reads EOF
-    _build_root(spec)
+    _build_base(spec)
+    if spec.get("stem"):  # a stem cell: wait, fully prepared, for the environment it will become
+        os.write(report, b"S\n")
+        spec = {**spec, **_read_spec(report)}
+        for path, value in spec["cgroup_limits"]:
+            _write(path, value)
+    _finish_root(spec)
     name = b"localhost"
     _libc.sethostname(name, len(name))
     os.setgroups([])
@@ -204,7 +220,7 @@ def _child(spec: dict) -> None:  # type: ignore[type-arg]
 def launch(spec: dict) -> None:  # type: ignore[type-arg]
     """In a fresh child of the daemon: limits, namespaces, then fork PID 1 and report it. Never returns."""
     try:
-        for path, value in spec["cgroup_limits"]:
+        for path, value in spec.get("cgroup_limits", ()):
             _write(path, value)
         flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
         if not spec["network"]:
@@ -337,7 +353,9 @@ def probe() -> int:
         try:
             _mount(None, "/", None, MS_REC | MS_PRIVATE)
             root = sys.argv[2]
-            _build_root({"root": root, "binds": [], "tmp_mb": 1, "uid": 65534, "gid": 65534})
+            probe_spec = {"root": root, "binds": [], "tmp_mb": 1, "uid": 65534, "gid": 65534}
+            _build_base(probe_spec)
+            _finish_root(probe_spec)
             os._exit(0)
         except BaseException as exc:
             os.write(2, f"{exc}\n".encode())

@@ -19,7 +19,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from shoal.sandbox.base import SandboxProcess, SandboxSpec
 from shoal.sandbox.cgroups import CgroupPool, CgroupUnavailable, Slot, cpu_quota_us
@@ -116,6 +119,7 @@ class NamespaceProcess(SandboxProcess):
         if not self._released:
             self._released = True
             await asyncio.to_thread(self.backend.release, self.slot, self.own_uid)
+            await asyncio.to_thread(shutil.rmtree, self.work_dir, True)
         if self.listener is not None:
             self.listener.close()
 
@@ -131,10 +135,24 @@ class NamespaceBackend:
         uid_range: str = "100000-165535",
         network: bool = True,
         cpu_floor: float = 0.1,
+        stem_cells: int = 2,
     ) -> None:
         self.cgroups = CgroupPool.for_data_dir(data_dir) if data_dir else CgroupPool(f"pid{os.getpid()}")
         self._prepared = False
         self._daemons: dict[tuple[str, str] | None, tuple[subprocess.Popen[bytes], socket.socket]] = {}
+        self.stem_cells = stem_cells
+        self._stems: dict[StemKind, list[Stem]] = {}
+        self._making: dict[StemKind, int] = {}
+        self._stem_count = 0
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        # who owns background work: the server passes its supervisor's spawn
+        self.spawn: Callable[[Coroutine[Any, Any, None], str], Any] | None = None
+        self.scratch = (
+            (data_dir / "environments" / "stems")
+            if data_dir
+            else Path(tempfile.mkdtemp(prefix="shoal-stems-"))
+        )
         self.uids = UidAllocator.parse(uid_range)
         self.network = network
         self.cpu_floor = cpu_floor
@@ -201,15 +219,19 @@ class NamespaceBackend:
                     raise
 
     async def start(self, spec: SandboxSpec) -> SandboxProcess:
+        """Specialise a stem cell of this kind of environment (made ahead of time when possible) into the
+        environment ``spec`` describes."""
         if spec.uid is None:
             raise ValueError("the namespace backend needs spec.uid (from new_identity)")
         if not self._prepared:
             await asyncio.to_thread(self.prepare, 0)
-        slot = await asyncio.to_thread(self.cgroups.take) if self.cgroups.empty else self.cgroups.take()
-        root = spec.work_dir / "root"
-        root.mkdir(parents=True, exist_ok=True)
+        base = tuple((str(host), inside) for host, inside in spec.extra_ro_binds if str(host) == inside)
         binds = [(str(spec.code_dir), TASK_ROOT)]
-        binds += [(str(host), inside) for host, inside in spec.extra_ro_binds]
+        binds += [(str(host), inside) for host, inside in spec.extra_ro_binds if str(host) != inside]
+        kind: StemKind = (spec.preload, base)
+        ready = self._stems.get(kind)
+        stem = ready.pop() if ready else await self._new_stem(kind)
+        self._replenish(kind)
         request = marshal.dumps(
             {
                 "zygote": spec.preload is not None,
@@ -218,75 +240,117 @@ class NamespaceBackend:
                 "binds": binds,
                 "tmp_mb": spec.ephemeral_mb,
                 "cwd": TASK_ROOT,
-                "root": str(root),
                 "uid": spec.uid,
                 "gid": spec.uid,
-                "network": self.network,
-                "cgroup_limits": slot.limit_writes(spec.memory_mb, MAX_PROCS),
-                "cgroup_procs": slot.procs_files(),
+                "cgroup_limits": stem.slot.limit_writes(spec.memory_mb, MAX_PROCS),
                 "nofile": MAX_FDS,
                 "nproc": MAX_PROCS,
             },
             4,  # a format every supported interpreter reads
         )
-        out_r, out_w = os.pipe()
-        report, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        process = NamespaceProcess(
+            stem.pid, stem.out_r, stem.work_dir, self, stem.slot, spec.uid, spec.memory_mb, stem.listener
+        )
         try:
-            self._send(spec.preload, [out_w, theirs.fileno()])
-            report.sendall(len(request).to_bytes(4, "big") + request)  # read by the daemon's child
+            stem.report.sendall(len(request).to_bytes(4, "big") + request)
+            lines, _ = await _read_report(stem.report, _until_eof)  # EOF: exec'd, or running preloaded
         except BaseException:
-            os.close(out_r)
-            report.close()
-            await asyncio.to_thread(self.release, slot, spec.uid)
+            await process.destroy()
             raise
         finally:
-            os.close(out_w)
-            theirs.close()
-        try:
-            pid, listener, exec_errno = await self._read_report(report)
-        except BaseException:
-            os.close(out_r)
-            await asyncio.to_thread(self.release, slot, spec.uid)
-            raise
-        finally:
-            report.close()
-        os.set_blocking(out_r, False)
-        process = NamespaceProcess(pid, out_r, spec.work_dir, self, slot, spec.uid, spec.memory_mb, listener)
-        if exec_errno is not None:
+            stem.report.close()
+        errors = [int(line[1:]) for line in lines if line.startswith(b"X")]
+        if errors:
             await process.destroy()  # reap PID 1 and give its slot and uid back
-            os.close(out_r)
-            raise OSError(exec_errno, os.strerror(exec_errno), spec.argv[0])
+            raise OSError(errors[0], os.strerror(errors[0]), spec.argv[0])
         return process
 
-    async def _read_report(self, sock: socket.socket) -> tuple[int, socket.socket | None, int | None]:
-        """Read the launcher's report until EOF (the runtime's successful exec closes it): ``P<pid>``, with a
-        private network PID 1's listener, and ``X<errno>`` when the runtime could not be executed."""
-        sock.setblocking(False)
-        pid: int | None = None
-        listener: socket.socket | None = None
-        exec_errno: int | None = None
-        buffer = b""
-        while True:
-            data, fds = await _recv_report(sock)
-            if fds:
-                listener = socket.socket(fileno=fds[0])
-            if not data and not fds:
-                break
-            buffer += data
-            while b"\n" in buffer:
-                line, _, buffer = buffer.partition(b"\n")
-                if line.startswith(b"P"):
-                    pid = int(line[1:])
-                elif line.startswith(b"X"):
-                    exec_errno = int(line[1:])
-        if pid is None:
-            raise RuntimeError("the sandbox launcher could not start the environment; see the function's log")
-        return pid, listener, exec_errno
+    # ---- stem cells ------------------------------------------------------------------------------------
+
+    async def _new_stem(self, kind: StemKind) -> Stem:
+        """Fork a stem cell: namespaces, cgroup membership and the shared part of its root, made ahead."""
+        preload, base = kind
+        slot = await asyncio.to_thread(self.cgroups.take) if self.cgroups.empty else self.cgroups.take()
+        self._stem_count += 1
+        work_dir = self.scratch / f"stem-{os.getpid()}-{self._stem_count}"
+        root = work_dir / "root"
+        root.mkdir(parents=True, exist_ok=True)
+        request = marshal.dumps(
+            {
+                "stem": True,
+                "root": str(root),
+                "base_binds": list(base),
+                "network": self.network,
+                "cgroup_procs": slot.procs_files(),
+            },
+            4,
+        )
+        out_r, out_w = os.pipe()
+        report, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        need_listener = self.private_network
+
+        def complete(lines: list[bytes], fds: list[int]) -> bool:
+            started = b"S" in lines and any(line.startswith(b"P") for line in lines)
+            return started and (bool(fds) or not need_listener)
+
+        try:
+            try:
+                self._send(preload, [out_w, theirs.fileno()])
+                report.sendall(len(request).to_bytes(4, "big") + request)
+            finally:
+                os.close(out_w)
+                theirs.close()
+            lines, fds = await _read_report(report, complete)
+            if not complete(lines, fds):
+                raise RuntimeError(
+                    "the sandbox launcher could not prepare an environment; see the server log"
+                )
+        except BaseException:
+            os.close(out_r)
+            report.close()
+            await asyncio.to_thread(self.cgroups.give_back, slot)
+            raise
+        pid = next(int(line[1:]) for line in lines if line.startswith(b"P"))
+        listener = socket.socket(fileno=fds[0]) if fds else None
+        os.set_blocking(out_r, False)
+        return Stem(pid, out_r, report, slot, listener, work_dir)
+
+    def _replenish(self, kind: StemKind) -> None:
+        """Keep ``stem_cells`` stems of this kind ready, made in the background."""
+        missing = self.stem_cells - len(self._stems.get(kind, [])) - self._making.get(kind, 0)
+        for _ in range(max(0, missing)):
+            self._making[kind] = self._making.get(kind, 0) + 1
+            self._spawn(self._make_stem(kind), "stem-cell")
+
+    async def _make_stem(self, kind: StemKind) -> None:
+        try:
+            stem = await self._new_stem(kind)
+        finally:
+            self._making[kind] -= 1
+        if self._closed:
+            await asyncio.to_thread(_discard_stem, stem, self.cgroups)
+            return
+        self._stems.setdefault(kind, []).append(stem)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        if self.spawn is not None:
+            self.spawn(coro, name)
+            return
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def cleanup_stale(self, root: Path) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
     def close(self) -> None:
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for stems in self._stems.values():
+            for stem in stems:
+                _discard_stem(stem, self.cgroups)
+        self._stems.clear()
         for process, control in self._daemons.values():
             control.close()  # a daemon ends when its control socket closes
             try:
@@ -296,6 +360,59 @@ class NamespaceBackend:
                 process.wait()
         self._daemons.clear()
         self.cgroups.close()
+
+
+@dataclass
+class Stem:
+    """A prepared environment waiting for its specialisation: PID 1 of its namespaces, in its cgroup."""
+
+    pid: int
+    out_r: int
+    report: socket.socket
+    slot: Slot
+    listener: socket.socket | None
+    work_dir: Path
+
+
+StemKind = tuple[tuple[str, str] | None, tuple[tuple[str, str], ...]]  # (preload, shared binds)
+
+
+def _discard_stem(stem: Stem, cgroups: CgroupPool) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(stem.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(stem.pid, 0)
+    stem.report.close()
+    os.close(stem.out_r)
+    if stem.listener is not None:
+        stem.listener.close()
+    cgroups.give_back(stem.slot)
+    shutil.rmtree(stem.work_dir, ignore_errors=True)
+
+
+def _until_eof(lines: list[bytes], fds: list[int]) -> bool:
+    return False
+
+
+async def _read_report(
+    sock: socket.socket, done: Callable[[list[bytes], list[int]], bool]
+) -> tuple[list[bytes], list[int]]:
+    """Read the launcher's report lines (``P<pid>``, ``S``, ``X<errno>``) and passed descriptors until
+    ``done`` says so or the other end closes (a successful exec closes it)."""
+    sock.setblocking(False)
+    lines: list[bytes] = []
+    fds: list[int] = []
+    buffer = b""
+    while not done(lines, fds):
+        data, passed = await _recv_report(sock)
+        fds.extend(passed)
+        if not data and not passed:
+            break
+        buffer += data
+        while b"\n" in buffer:
+            line, _, buffer = buffer.partition(b"\n")
+            lines.append(line)
+    return lines, fds
 
 
 async def _recv_report(sock: socket.socket) -> tuple[bytes, list[int]]:
