@@ -124,6 +124,23 @@ SETTINGS: tuple[Setting, ...] = (
         "N",
     ),
     Setting(
+        "scaling_rate",
+        1000,
+        int,
+        "New execution environments one function may get per 10 seconds (AWS: 1,000).",
+        "N",
+    ),
+    Setting(
+        "host_memory_mb",
+        0,
+        int,
+        "Memory that execution environments may reserve on this host, all together (MemorySize each); "
+        "0 means 80% of the host's memory. Past it, idle environments are reclaimed, then invocations "
+        "are throttled.",
+        "MB",
+    ),
+    Setting("max_starting", 64, int, "Execution environments that may be starting at the same time.", "N"),
+    Setting(
         "idle_ttl",
         300.0,
         float,
@@ -165,6 +182,9 @@ class Config:
     stem_cells: int
     warm_cgroups: int
     account_concurrency: int
+    scaling_rate: int
+    host_memory_mb: int
+    max_starting: int
     idle_ttl: float
     init_timeout: float
     log_group_max_bytes: int
@@ -174,6 +194,17 @@ class Config:
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).resolve()
+
+    @property
+    def memory_budget_mb(self) -> int:
+        if self.host_memory_mb > 0:
+            return self.host_memory_mb
+        try:
+            with open("/proc/meminfo") as fh:
+                total_kb = int(fh.readline().split()[1])
+        except (OSError, ValueError, IndexError):
+            return 4096
+        return int(total_kb / 1024 * 0.8)
 
     @property
     def endpoint(self) -> str:

@@ -28,7 +28,7 @@ from shoal.control.versions import VersionService
 from shoal.core.tasks import Supervisor
 from shoal.core.types import FunctionConfig
 from shoal.environments.environment import Environment, Settings
-from shoal.environments.pool import EnvironmentPool
+from shoal.environments.pool import EnvironmentPool, Limits
 from shoal.invoke.concurrency import ConcurrencyLimiter
 from shoal.invoke.invoker import LocalInvoker
 from shoal.logs.store import FileLogStore
@@ -123,7 +123,12 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
         runtime = runtimes.require(fc.runtime)
         return Environment(fc, runtime, sandbox, code.task_root(fc.code_key), work_root, logs.emit, settings)
 
-    pool = EnvironmentPool(make_environment, supervisor, idle_ttl=config.idle_ttl)
+    limits = Limits(
+        scale_per_10s=config.scaling_rate,
+        memory_budget_mb=config.memory_budget_mb,
+        max_starting=config.max_starting,
+    )
+    pool = EnvironmentPool(make_environment, supervisor, idle_ttl=config.idle_ttl, limits=limits)
     catalog.subscribe(pool.on_config_change)
     invoker = ConcurrencyLimiter(
         LocalInvoker(catalog, pool, config.region), catalog, config.account_concurrency

@@ -97,6 +97,11 @@ class AccessDeniedException(_UserError):
 class TooManyRequestsException(_UserError):
     status, code = 429, "TooManyRequestsException"
 
+    @classmethod
+    def throttled(cls, reason: str, retry_after: int = 1) -> TooManyRequestsException:
+        """Lambda's throttle: ``Rate Exceeded.`` with a ``Reason`` and ``Retry-After`` (spec §1.2, §7)."""
+        return cls("Rate Exceeded.", extra={"Reason": reason}, headers={"Retry-After": str(retry_after)})
+
 
 class CodeStorageExceededException(_UserError):
     status, code = 400, "CodeStorageExceededException"

@@ -6,7 +6,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from shoal.core.errors import TooManyRequestsException
 from shoal.core.tasks import Supervisor
 from shoal.core.types import FunctionConfig
 from shoal.environments.environment import Environment
@@ -21,16 +23,49 @@ def _key(config: FunctionConfig) -> Key:
     return (config.account_id, config.name, config.version)
 
 
+class TokenBucket:
+    """Lambda's scaling rate: up to ``capacity`` new environments at once, refilled at ``rate`` per second,
+    unused capacity not accumulating beyond ``capacity``."""
+
+    def __init__(self, capacity: float, rate: float, now: float) -> None:
+        self.capacity, self.rate = capacity, rate
+        self.tokens, self.stamp = capacity, now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How fast and how far environments may be created (spec §7; the host's own capacity)."""
+
+    scale_per_10s: int = 1000  # per function, as AWS since Nov 2023
+    memory_budget_mb: int = 1 << 40  # memory environments may reserve on this host, all together
+    max_starting: int = 64  # environments starting at the same time
+
+
 class EnvironmentPool:
     """Hands out one environment per invocation: the most recently used idle one, or a new one."""
 
-    def __init__(self, factory: Factory, supervisor: Supervisor, *, idle_ttl: float) -> None:
+    def __init__(
+        self, factory: Factory, supervisor: Supervisor, *, idle_ttl: float, limits: Limits | None = None
+    ) -> None:
         self._factory = factory
         self._supervisor = supervisor
         self.idle_ttl = idle_ttl
+        self.limits = limits or Limits()
         self._idle: dict[Key, list[Environment]] = {}
         self._live: set[Environment] = set()
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._starting = asyncio.Semaphore(self.limits.max_starting)
+        self.reserved_mb = 0  # memory of live environments
         self.created = 0  # environments started (cold starts)
+        self.throttled = 0
 
     @property
     def live(self) -> int:
@@ -49,17 +84,42 @@ class EnvironmentPool:
                 env.busy = True
                 return env
             self._retire(env)
+        self._admit(config)
         env = self._factory(config)
         env.busy = True
         self._live.add(env)
+        self.reserved_mb += config.memory_size
         self.created += 1
         try:
-            await env.start()
+            async with self._starting:  # bounded, never held across anything but the start itself
+                await env.start()
         except BaseException:
-            self._live.discard(env)
             self._retire(env)
             raise
         return env
+
+    def _admit(self, config: FunctionConfig) -> None:
+        """May one more environment of this function be created now? Throttle cleanly if not."""
+        now = time.monotonic()
+        key = (config.account_id, config.name)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            rate = self.limits.scale_per_10s / 10.0
+            bucket = self._buckets[key] = TokenBucket(self.limits.scale_per_10s, rate, now)
+        if not bucket.take(now):
+            self.throttled += 1
+            raise TooManyRequestsException.throttled("ConcurrentInvocationLimitExceeded")
+        while self.reserved_mb + config.memory_size > self.limits.memory_budget_mb:
+            victim = self._oldest_idle()
+            if victim is None:  # the host is full of busy environments: throttle, do not overcommit
+                bucket.tokens += 1
+                self.throttled += 1
+                raise TooManyRequestsException.throttled("ConcurrentInvocationLimitExceeded")
+            self._retire(victim)
+
+    def _oldest_idle(self) -> Environment | None:
+        candidates = [env for envs in self._idle.values() for env in envs]
+        return min(candidates, key=lambda e: e.idle_since, default=None)
 
     def release(self, env: Environment) -> None:
         env.busy = False
@@ -82,6 +142,8 @@ class EnvironmentPool:
                 self._idle.setdefault(key, []).append(env)
 
     def _retire(self, env: Environment) -> None:
+        if env in self._live:
+            self.reserved_mb -= env.config.memory_size
         self._live.discard(env)
         idle = self._idle.get(_key(env.config))
         if idle and env in idle:
@@ -115,4 +177,5 @@ class EnvironmentPool:
         envs = list(self._live)
         self._live.clear()
         self._idle.clear()
+        self.reserved_mb = 0
         await asyncio.gather(*(e.shutdown() for e in envs), return_exceptions=True)

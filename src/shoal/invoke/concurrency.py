@@ -18,9 +18,7 @@ RETRY_AFTER_SECONDS = 1
 
 
 def throttled(reason: str) -> TooManyRequestsException:
-    return TooManyRequestsException(
-        "Rate Exceeded.", extra={"Reason": reason}, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
-    )
+    return TooManyRequestsException.throttled(reason, RETRY_AFTER_SECONDS)
 
 
 @dataclass
