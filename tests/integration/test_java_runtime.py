@@ -151,6 +151,8 @@ public class Ctx {
         out.put("taskRoot", System.getenv("LAMBDA_TASK_ROOT"));
         out.put("cwd", System.getProperty("user.dir"));
         out.put("traceProperty", System.getProperty("com.amazonaws.xray.traceHeader"));
+        out.put("charset", java.nio.charset.Charset.defaultCharset().name());
+        out.put("fileNames", System.getProperty("sun.jnu.encoding"));
         out.put("event", event);
         return out;
     }
@@ -223,6 +225,7 @@ public class Errors {
     }
 
     public String exit(Map<String, Object> event) {
+        System.out.print("bye without a newline");
         System.exit(3);
         return "never";
     }
@@ -573,6 +576,7 @@ def test_context_env_logs_and_warm_reuse(make_env):
     assert one["env"] == "hi"
     assert one["event"] == {"n": 1}
     assert one["cwd"] == one["taskRoot"]
+    assert one["charset"] == "UTF-8" and one["fileNames"] == "UTF-8"  # as on AWS, whatever the host's locales
     lines = first.log_lines
     assert lines[0] == "START RequestId: a Version: $LATEST"
     body = lines[1:-2]
@@ -795,6 +799,7 @@ def test_timeout(make_env):
 def test_system_exit_is_runtime_exit_error(make_env):
     env = make_env(handler="example.Errors::exit")
     (out,) = invoke_all(env, invocation("x"))
+    assert "bye without a newline" in out.log_lines
     assert json.loads(out.payload) == {
         "errorType": "Runtime.ExitError",
         "errorMessage": "RequestId: x Error: Runtime exited with error: exit status 3",

@@ -512,6 +512,23 @@ def _make_archives(jvm: Jvm, final: Path, task: Path) -> list[str]:
     return made
 
 
+def locale_environment() -> dict[str, str]:
+    """``LC_ALL=C.UTF-8`` when the host lacks the ``en_US.UTF-8`` locale the environment's ``LANG`` names.
+
+    A JVM before 18 takes its default charset and its file-name encoding (``sun.jnu.encoding``) from the
+    locale: with ``LANG=en_US.UTF-8`` and no such locale it falls back to ASCII, where AWS's JVM has UTF-8.
+    A function's own ``LC_ALL`` still wins (runtime variables are defaults).
+    """
+    try:
+        out = subprocess.run(["locale", "-a"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    names = {n.strip().lower().replace("-", "") for n in out.splitlines()}
+    if "en_us.utf8" in names or "c.utf8" not in names:
+        return {}
+    return {"LC_ALL": "C.UTF-8"}
+
+
 def _try_build(runtime_id: str, jvm: Jvm, javac: Path) -> Path | None:
     try:
         return build(jvm, javac)
@@ -564,13 +581,16 @@ class JavaFamily:
             return runtimes
         with ThreadPoolExecutor(max_workers=2) as pool:  # a first build takes seconds per JVM
             built = list(pool.map(lambda c: _try_build(c[0], c[1], c[2]), chosen))
+        env = locale_environment()
         for (runtime_id, jvm, _), bootstrap_dir in zip(chosen, built, strict=True):
             if bootstrap_dir is not None:
-                runtimes[runtime_id] = self.runtime(runtime_id, jvm, bootstrap_dir)
+                runtimes[runtime_id] = self.runtime(runtime_id, jvm, bootstrap_dir, env)
         return runtimes
 
     @staticmethod
-    def runtime(runtime_id: str, jvm: Jvm, bootstrap_dir: Path) -> Runtime:
+    def runtime(
+        runtime_id: str, jvm: Jvm, bootstrap_dir: Path, env: Mapping[str, str] | None = None
+    ) -> Runtime:
         try:
             made = json.loads((bootstrap_dir / ".complete").read_text()).get("archives", [])
         except (OSError, ValueError):
@@ -584,6 +604,7 @@ class JavaFamily:
             version=jvm.version,
             bootstrap_dir=bootstrap_dir,
             bootstrap_argv=(*_jvm_args("{runtime_dir}", archive), MAIN_CLASS),
+            env=dict(env or {}),
             host_paths=host_paths(jvm.home),
         )
 

@@ -57,6 +57,12 @@ final class Log {
         } catch (UnsupportedEncodingException e) {
             throw new AssertionError(e);
         }
+        // System.exit() from a handler: what it printed without a newline still reaches the log
+        Runtime.getRuntime().addShutdownHook(new Thread(new Runnable() {
+            public void run() {
+                flush();
+            }
+        }, "flush-output"));
     }
 
     static void flush() {
