@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+
+from tests.e2e.conftest import (
     ACCOUNT,
     REGION,
     ROLE,

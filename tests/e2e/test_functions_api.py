@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from conftest import (
+
+from tests.e2e.conftest import (
     ACCOUNT,
     REGION,
     ROLE,

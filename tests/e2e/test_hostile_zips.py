@@ -13,7 +13,17 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, WaiterError
-from conftest import ROLE, RUNTIME, error_of, fixture_source, make_zip, raw_request, sha256_b64, unique_name
+
+from tests.e2e.conftest import (
+    ROLE,
+    RUNTIME,
+    error_of,
+    fixture_source,
+    make_zip,
+    raw_request,
+    sha256_b64,
+    unique_name,
+)
 
 UNZIP_FAILED = "Could not unzip uploaded file. Please check your file, then try to upload again."
 TOO_BIG = "Unzipped size must be smaller than 262144000 bytes"

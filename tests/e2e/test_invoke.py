@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import (
+
+from tests.e2e.conftest import (
     ACCOUNT,
     REGION,
     ROLE,
