@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import unique_name
 
 from shoal.runtimes.java import JavaFamily
+from tests.e2e.conftest import unique_name
 
 FOUND = JavaFamily().discover({})
 RUNTIME = next((r for r in ("java17", "java21", "java25", "java11") if r in FOUND), "java17")
