@@ -23,6 +23,7 @@ from shoal.control.aliases import AliasService
 from shoal.control.concurrency import ConcurrencyService
 from shoal.control.functions import FunctionService
 from shoal.control.policies import PolicyService
+from shoal.control.provisioned import ProvisionedService
 from shoal.control.tags import TagService
 from shoal.control.versions import VersionService
 from shoal.core.tasks import Supervisor
@@ -119,9 +120,18 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
         fork_server=config.fork_server,
     )
 
-    def make_environment(fc: FunctionConfig) -> Environment:
-        runtime = runtimes.require(fc.runtime)
-        return Environment(fc, runtime, sandbox, code.task_root(fc.code_key), work_root, logs.emit, settings)
+    def make_environment(fn: FunctionConfig, initialization_type: str = "on-demand") -> Environment:
+        runtime = runtimes.require(fn.runtime)
+        return Environment(
+            fn,
+            runtime,
+            sandbox,
+            code.task_root(fn.code_key),
+            work_root,
+            logs.emit,
+            settings,
+            initialization_type,
+        )
 
     limits = Limits(
         scale_per_10s=config.scaling_rate,
@@ -146,6 +156,7 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
         TagService(functions),
         PolicyService(functions),
         ConcurrencyService(functions, config.account_concurrency),
+        ProvisionedService(functions, pool, config.account_concurrency),
     )
     stack = Stack(
         config, supervisor, catalog, store, code, logs, runtimes, sandbox, pool, invoker, functions, services
@@ -153,6 +164,7 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
     supervisor.spawn(_flush_loop(logs, config.log_flush_interval), "log-flush")
     supervisor.spawn(pool.reap_loop(), "reaper")
     functions.resume_unsettled()
+    services.provisioned.reconcile_all()  # provisioned environments come back after a restart
     if note:
         log.warning(
             "SANDBOX: functions are NOT isolated from each other or from this host: %s. "

@@ -25,9 +25,12 @@ class FakeEnvironment:
         self.busy = False
         self.idle_since = 0.0
         self.shut = False
+        self.provisioned = False
+        self.init_ms = None
 
     async def start(self):
         self.alive = True
+        self.init_ms = 1.0
 
     async def shutdown(self):
         self.alive = False
@@ -41,8 +44,9 @@ def run(coro):
 def make_pool(ttl=60.0, limits=None):
     made = []
 
-    def factory(cfg):
+    def factory(cfg, initialization_type="on-demand"):
         env = FakeEnvironment(cfg)
+        env.provisioned = initialization_type == "provisioned-concurrency"
         made.append(env)
         return env
 

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from shoal.api import aliases, concurrency, functions, invoke, logs, policies, tags, versions
+from shoal.api import aliases, concurrency, functions, invoke, logs, policies, provisioned, tags, versions
 from shoal.api.call import Call, Handler, Services
 from shoal.api.codeurls import PATH_PREFIX
 from shoal.api.errors import error_response, internal_error
@@ -23,6 +23,7 @@ HANDLERS: dict[str, Handler] = {
     **tags.HANDLERS,
     **policies.HANDLERS,
     **concurrency.HANDLERS,
+    **provisioned.HANDLERS,
 }
 
 

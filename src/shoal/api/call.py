@@ -16,6 +16,7 @@ from shoal.control.aliases import AliasService
 from shoal.control.concurrency import ConcurrencyService
 from shoal.control.functions import FunctionService
 from shoal.control.policies import PolicyService
+from shoal.control.provisioned import ProvisionedService
 from shoal.control.tags import TagService
 from shoal.control.versions import VersionService
 from shoal.core.errors import InvalidRequestContentException, RequestEntityTooLargeException
@@ -44,6 +45,7 @@ class Services:
     tags: TagService
     policies: PolicyService
     concurrency: ConcurrencyService
+    provisioned: ProvisionedService
 
 
 @dataclass

@@ -73,6 +73,8 @@ class FunctionConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # echoed members Shoal stores but does not act on
     last_version: int = 0  # on $LATEST: the highest version number ever published (never reused)
     reserved_concurrency: int | None = None  # on $LATEST: PutFunctionConcurrency, for the whole function
+    # on $LATEST: provisioned concurrency per qualifier → {"requested": n, "last_modified": "…"}
+    provisioned: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def code_key(self) -> str:

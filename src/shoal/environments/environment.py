@@ -80,6 +80,7 @@ class Environment:
         work_root: Path,
         emit: LogEmitter,
         settings: Settings,
+        initialization_type: str = "on-demand",
     ) -> None:
         self.config = config
         self.runtime = runtime
@@ -88,6 +89,8 @@ class Environment:
         self.id = uuid.uuid4().hex
         self.work_dir = work_root / self.id
         self.settings = settings
+        self.initialization_type = initialization_type  # "on-demand" | "provisioned-concurrency"
+        self.provisioned = initialization_type == "provisioned-concurrency"
         self._emit = emit
         self.created_at = time.time()
         self.stream = ids.log_stream_name(config.version, self.created_at)
@@ -168,7 +171,7 @@ class Environment:
                 "AWS_LAMBDA_FUNCTION_NAME": c.name,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_size),
                 "AWS_LAMBDA_FUNCTION_VERSION": c.version,
-                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "AWS_LAMBDA_INITIALIZATION_TYPE": self.initialization_type,
                 "AWS_LAMBDA_LOG_GROUP_NAME": self.group,
                 "AWS_LAMBDA_LOG_STREAM_NAME": self.stream,
                 "AWS_LAMBDA_RUNTIME_API": runtime_api,

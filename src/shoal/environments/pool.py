@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from shoal.core.errors import TooManyRequestsException
 from shoal.core.tasks import Supervisor
@@ -16,7 +16,10 @@ from shoal.environments.environment import Environment
 log = logging.getLogger("shoal.environments")
 
 Key = tuple[str, str, str]
-Factory = Callable[[FunctionConfig], Environment]
+
+
+class Factory(Protocol):
+    def __call__(self, fn: FunctionConfig, initialization_type: str = ...) -> Environment: ...
 
 
 def _key(config: FunctionConfig) -> Key:
@@ -66,6 +69,13 @@ class EnvironmentPool:
         self.reserved_mb = 0  # memory of live environments
         self.created = 0  # environments started (cold starts)
         self.throttled = 0
+        # provisioned concurrency: per version, the target and the environments kept for it
+        self._prov_target: dict[Key, int] = {}
+        self._prov: dict[Key, list[Environment]] = {}
+        self._prov_failed: dict[Key, str] = {}
+        self._filling: set[Key] = set()
+        self.provisioned_invocations = 0
+        self.spillover_invocations = 0
 
     @property
     def live(self) -> int:
@@ -77,7 +87,20 @@ class EnvironmentPool:
         return sum(len(v) for v in self._idle.values())
 
     async def acquire(self, config: FunctionConfig) -> Environment:
-        idle = self._idle.get(_key(config))
+        key = _key(config)
+        if key in self._prov:
+            for env in self._prov[key]:
+                if (
+                    not env.busy
+                    and env.alive
+                    and not env.stale
+                    and env.config.revision_id == config.revision_id
+                ):
+                    env.busy = True
+                    self.provisioned_invocations += 1
+                    return env
+            self.spillover_invocations += 1
+        idle = self._idle.get(key)
         while idle:
             env = idle.pop()
             if env.alive and not env.stale and env.config.revision_id == config.revision_id:
@@ -123,6 +146,11 @@ class EnvironmentPool:
 
     def release(self, env: Environment) -> None:
         env.busy = False
+        if env.provisioned:
+            if not env.alive or env.stale:
+                self._retire(env)
+                self._refill(_key(env.config), env.config)
+            return
         if not env.alive or env.stale:
             self._retire(env)
             return
@@ -142,6 +170,9 @@ class EnvironmentPool:
                 self._idle.setdefault(key, []).append(env)
 
     def _retire(self, env: Environment) -> None:
+        prov = self._prov.get(_key(env.config))
+        if prov is not None and env in prov:
+            prov.remove(env)
         if env in self._live:
             self.reserved_mb -= env.config.memory_size
         self._live.discard(env)
@@ -149,6 +180,60 @@ class EnvironmentPool:
         if idle and env in idle:
             idle.remove(env)
         self._supervisor.spawn(env.shutdown(), f"shutdown-{env.id}")
+
+    # ---- provisioned concurrency -------------------------------------------------------------------------
+
+    def set_provisioned(self, config: FunctionConfig, count: int) -> None:
+        """Keep ``count`` initialised environments of this version (0: none), started in the background."""
+        key = _key(config)
+        if count <= 0:
+            self._prov_target.pop(key, None)
+            self._prov_failed.pop(key, None)
+            for env in list(self._prov.pop(key, [])):
+                if env.busy:
+                    env.stale = True  # retired when released
+                else:
+                    self._retire(env)
+            return
+        self._prov_target[key] = count
+        envs = self._prov.setdefault(key, [])
+        for env in [e for e in envs if not e.busy][: max(0, len(envs) - count)]:
+            self._retire(env)
+        self._refill(key, config)
+
+    def provisioned_status(self, config: FunctionConfig) -> tuple[int, int, str | None]:
+        """(requested, allocated, failure reason) for this version."""
+        key = _key(config)
+        allocated = sum(1 for e in self._prov.get(key, []) if e.alive and e.init_ms is not None)
+        return self._prov_target.get(key, 0), allocated, self._prov_failed.get(key)
+
+    def _refill(self, key: Key, config: FunctionConfig) -> None:
+        if key in self._filling or key not in self._prov_target:
+            return
+        self._filling.add(key)
+        self._supervisor.spawn(self._fill(key, config), f"provision-{config.name}:{config.version}")
+
+    async def _fill(self, key: Key, config: FunctionConfig) -> None:
+        try:
+            while key in self._prov_target and len(self._prov.get(key, [])) < self._prov_target[key]:
+                env = self._factory(config, "provisioned-concurrency")
+                self._prov.setdefault(key, []).append(env)
+                self._live.add(env)
+                self.reserved_mb += config.memory_size
+                self.created += 1
+                try:
+                    async with self._starting:
+                        await env.start()
+                except BaseException:
+                    self._retire(env)
+                    raise
+                if not env.alive:  # INIT failed: provisioning fails, as on AWS
+                    self._prov_failed[key] = "FUNCTION_ERROR_INIT_FAILURE"
+                    self._retire(env)
+                    return
+                self._prov_failed.pop(key, None)
+        finally:
+            self._filling.discard(key)
 
     def reap(self, now: float | None = None) -> int:
         """Retire environments idle longer than the TTL; returns how many."""

@@ -24,6 +24,7 @@ class FunctionCatalog:
         self._aliases: dict[Key, Alias] = {}
         self._policies: dict[Key, Policy] = {}
         self._listeners: list[Listener] = []
+        self._function_listeners: list[Callable[[str, str], None]] = []
 
     def load(self) -> None:
         self._configs = {(c.account_id, c.name, c.version): c for c in self.store.list()}
@@ -32,6 +33,14 @@ class FunctionCatalog:
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def subscribe_function(self, listener: Callable[[str, str], None]) -> None:
+        """Called with (account, function name) after any change to a function, its versions or aliases."""
+        self._function_listeners.append(listener)
+
+    def _changed(self, account_id: str, name: str) -> None:
+        for listener in self._function_listeners:
+            listener(account_id, name)
 
     def get(self, account_id: str, name: str, version: str) -> FunctionConfig | None:
         return self._configs.get((account_id, name, version))
@@ -84,11 +93,13 @@ class FunctionCatalog:
     async def put_alias(self, alias: Alias, *, create: bool = False) -> None:
         await asyncio.to_thread(lambda: self.store.put_alias(alias, create=create))
         self._aliases[(alias.account_id, alias.function_name, alias.name)] = alias
+        self._changed(alias.account_id, alias.function_name)
 
     async def delete_alias(self, alias: Alias) -> None:
         await asyncio.to_thread(self.store.delete_alias, alias.account_id, alias.function_name, alias.name)
         self._aliases.pop((alias.account_id, alias.function_name, alias.name), None)
         self._policies.pop((alias.account_id, alias.function_name, alias.name), None)
+        self._changed(alias.account_id, alias.function_name)
 
     def policy(self, account_id: str, function_name: str, qualifier: str) -> Policy | None:
         return self._policies.get((account_id, function_name, qualifier))
@@ -108,3 +119,4 @@ class FunctionCatalog:
     def _notify(self, config: FunctionConfig, deleted: bool) -> None:
         for listener in self._listeners:
             listener(config, deleted)
+        self._changed(config.account_id, config.name)
