@@ -63,6 +63,14 @@ SETTINGS: tuple[Setting, ...] = (
         "account_id", "123456789012", str, "Account id of the embedded single account (12 digits).", "ID"
     ),
     Setting(
+        "credentials",
+        "",
+        str,
+        "File of access keys, one 'ACCESS_KEY_ID SECRET_ACCESS_KEY ACCOUNT_ID' a line; clients must sign "
+        "with one of them (AWS SigV4). Empty: auth off, any or no credentials are accepted (docs/auth.md).",
+        "FILE",
+    ),
+    Setting(
         "sandbox",
         "auto",
         str,
@@ -173,6 +181,7 @@ class Config:
     data_dir: str
     region: str
     account_id: str
+    credentials: str
     sandbox: str
     runtimes: dict[str, str]
     uid_range: str

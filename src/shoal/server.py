@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from shoal.api.app import ShoalApp
+from shoal.api.auth import Authenticator
 from shoal.api.call import Services
 from shoal.api.codeurls import CodeUrlSigner
 from shoal.config import Config
@@ -26,6 +27,7 @@ from shoal.control.policies import PolicyService
 from shoal.control.provisioned import ProvisionedService
 from shoal.control.tags import TagService
 from shoal.control.versions import VersionService
+from shoal.core.accounts import CredentialStore
 from shoal.core.tasks import Supervisor
 from shoal.core.types import FunctionConfig
 from shoal.environments.environment import Environment, Settings
@@ -189,11 +191,18 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
+def make_authenticator(config: Config) -> Authenticator:
+    """SigV4 against the credentials file, or dev mode (any credentials) when none is configured."""
+    store = CredentialStore.from_file(config.credentials) if config.credentials else None
+    return Authenticator(store, default_account_id=config.account_id)
+
+
 async def serve(config: Config) -> None:
+    authenticator = make_authenticator(config)
     stack = await build(config)
     server = _HttpServer(
         uvicorn.Config(
-            ShoalApp(stack.services),
+            ShoalApp(stack.services, authenticator),
             host=config.host,
             port=config.port,
             lifespan="off",
@@ -204,14 +213,20 @@ async def serve(config: Config) -> None:
         )
     )
     log.info(
-        "Shoal listening on %s (sandbox: %s%s; data: %s; runtimes: %s; auth: off — any credentials "
-        "are accepted)",
+        "Shoal listening on %s (sandbox: %s%s; data: %s; runtimes: %s; auth: %s)",
         config.endpoint,
         stack.backend.name,
         "" if stack.backend.isolates else ", NOT isolating",
         config.data_path,
         ", ".join(stack.runtimes.ids) or "none",
+        authenticator.describe(),
     )
+    if not authenticator.enabled and config.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "AUTH IS OFF on %s: anyone who can reach it can deploy and run code; "
+            "give --credentials FILE (docs/auth.md)",
+            config.endpoint,
+        )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.handle_exit, sig, None)

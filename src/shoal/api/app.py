@@ -8,6 +8,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from shoal.api import aliases, concurrency, functions, invoke, logs, policies, provisioned, tags, versions
+from shoal.api.auth import Authenticator, AuthError, read_body
+from shoal.api.auth import error_response as auth_error_response
 from shoal.api.call import Call, Handler, Services
 from shoal.api.codeurls import PATH_PREFIX
 from shoal.api.errors import error_response, internal_error
@@ -28,8 +30,9 @@ HANDLERS: dict[str, Handler] = {
 
 
 class ShoalApp:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, auth: Authenticator | None = None) -> None:
         self.services = services
+        self.auth = auth or Authenticator(None, default_account_id=services.config.account_id)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -44,11 +47,15 @@ class ShoalApp:
         rid = request_id()
         try:
             target = request.headers.get("x-amz-target")
-            if target is not None and target.startswith("Logs_20140328."):
-                return await logs.dispatch(request, target.removeprefix("Logs_20140328."), self.services, rid)
             path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
-            if path.startswith(PATH_PREFIX) and request.method == "GET":
+            if path.startswith(PATH_PREFIX) and request.method == "GET":  # presigned by Shoal itself
                 return await self._download(request, path.removeprefix(PATH_PREFIX))
+            account = self.services.config.account_id
+            if self.auth.enabled:
+                account = await self.auth.authenticate(request, await read_body(request))
+            if target is not None and target.startswith("Logs_20140328."):
+                operation = target.removeprefix("Logs_20140328.")
+                return await logs.dispatch(request, operation, self.services, rid, account)
             found = match(request.method, path, dict(request.query_params))
             if found is None:
                 raise UnknownOperationException(f"Unknown operation {request.method} {request.url.path}")
@@ -56,8 +63,10 @@ class ShoalApp:
             handler = HANDLERS.get(route.operation)
             if handler is None:
                 raise NotImplementedException.for_operation(route.operation)
-            call = Call(request, route.operation, params, self.services.config.account_id, rid, self.services)
+            call = Call(request, route.operation, params, account, rid, self.services)
             return await handler(call)
+        except AuthError as exc:  # in the envelope of the API called: JSON 1.1 (400s) for logs
+            return auth_error_response(exc, rid)
         except ApiError as exc:
             return error_response(exc, rid)
         except Exception as exc:  # errors always reach someone: the log, and the client as a 500

@@ -333,8 +333,7 @@ def filter_events(store: FileLogStore, account: str, q: FilterQuery) -> dict[str
     return out
 
 
-async def filter_log_events(p: Params, services: Services) -> dict[str, Any]:
-    account = services.config.account_id
+async def filter_log_events(p: Params, services: Services, account: str) -> dict[str, Any]:
     group = group_name_of(p, account)
     streams = p.strings("logStreamNames", max_items=100)
     prefix = p.string("logStreamNamePrefix", max_len=512)
@@ -437,8 +436,7 @@ def get_events(
     }
 
 
-async def get_log_events(p: Params, services: Services) -> dict[str, Any]:
-    account = services.config.account_id
+async def get_log_events(p: Params, services: Services, account: str) -> dict[str, Any]:
     group = group_name_of(p, account)
     stream = p.string("logStreamName", max_len=512)
     start = p.integer("startTime")
@@ -525,8 +523,7 @@ def describe_streams(
     return out
 
 
-async def describe_log_streams(p: Params, services: Services) -> dict[str, Any]:
-    account = services.config.account_id
+async def describe_log_streams(p: Params, services: Services, account: str) -> dict[str, Any]:
     group = group_name_of(p, account)
     prefix = p.string("logStreamNamePrefix", max_len=512)
     order = p.string("orderBy")
@@ -607,8 +604,7 @@ def _identifier_names(idents: Iterable[str], account: str) -> list[str]:
     return names
 
 
-async def describe_log_groups(p: Params, services: Services) -> dict[str, Any]:
-    account = services.config.account_id
+async def describe_log_groups(p: Params, services: Services, account: str) -> dict[str, Any]:
     prefix = p.string("logGroupNamePrefix", max_len=512)
     pattern = p.string("logGroupNamePattern", min_len=0, max_len=512)
     token = p.string("nextToken")
@@ -641,7 +637,7 @@ async def describe_log_groups(p: Params, services: Services) -> dict[str, Any]:
 
 # ---- dispatch ----------------------------------------------------------------------------------------
 
-Operation = Callable[[Params, Services], Awaitable[dict[str, Any]]]
+Operation = Callable[[Params, Services, str], Awaitable[dict[str, Any]]]
 
 OPERATIONS: dict[str, Operation] = {
     "FilterLogEvents": filter_log_events,
@@ -670,7 +666,11 @@ async def _read_json(request: Request) -> dict[str, Any]:
     return data
 
 
-async def dispatch(request: Request, operation: str, services: Services, rid: str) -> Response:
+async def dispatch(
+    request: Request, operation: str, services: Services, rid: str, account: str | None = None
+) -> Response:
+    """``account``: the caller's (from its signature); the embedded single account when auth is off."""
+    account = account or services.config.account_id
     try:
         handler = OPERATIONS.get(operation)
         if handler is None:
@@ -681,7 +681,7 @@ async def dispatch(request: Request, operation: str, services: Services, rid: st
             )
         if request.method != "POST":
             raise LogsError("SerializationException", "CloudWatch Logs requests must be POST /.")
-        result = await handler(Params(await _read_json(request)), services)
+        result = await handler(Params(await _read_json(request)), services, account)
         return _response(result, rid)
     except LogsError as exc:
         return _error(exc, rid)

@@ -16,7 +16,13 @@ def _server(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"shoal server: {exc}", file=sys.stderr)
         return 2
-    run(config)
+    from shoal.core.accounts import CredentialsFileError
+
+    try:
+        run(config)
+    except CredentialsFileError as exc:
+        print(f"shoal server: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
