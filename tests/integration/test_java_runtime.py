@@ -354,6 +354,35 @@ public class Queue implements RequestHandler<SQSEvent, SQSBatchResponse> {
     }
 }
 """,
+    "org/apache/logging/log4j/ThreadContext.java": """
+package org.apache.logging.log4j;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/** Stands in for log4j 2's context map. */
+public final class ThreadContext {
+    private static final Map<String, String> MAP = new HashMap<>();
+    public static void put(String key, String value) { MAP.put(key, value); }
+    public static String get(String key) { return MAP.get(key); }
+}
+""",
+    "example/Log4jUser.java": """
+package example;
+
+import com.amazonaws.services.lambda.runtime.LambdaRuntimeInternal;
+import org.apache.logging.log4j.ThreadContext;
+
+public class Log4jUser {
+    static {
+        LambdaRuntimeInternal.setUseLog4jAppender(true); // what aws-lambda-java-log4j2's appender does
+    }
+
+    public String handle(Object event) {
+        return ThreadContext.get("AWSRequestId");
+    }
+}
+""",
     "jarred/InJar.java": """
 package jarred;
 
@@ -676,6 +705,12 @@ def test_records(make_env, java_runtime):
         "label": "A",
         "near": [{"x": 0, "y": 0, "label": "o", "near": []}],
     }
+
+
+def test_log4j_context_gets_the_request_id(make_env):
+    env = make_env(handler="example.Log4jUser::handle")
+    first, second = invoke_all(env, invocation("l1"), invocation("l2"))
+    assert (first.payload, second.payload) == (b'"l1"', b'"l2"')  # the class's static init ran at INIT
 
 
 def test_request_handler_string_is_json_encoded(make_env):

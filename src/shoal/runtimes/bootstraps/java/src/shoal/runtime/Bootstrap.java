@@ -2,6 +2,7 @@ package shoal.runtime;
 
 import com.amazonaws.services.lambda.runtime.LambdaLogger;
 import com.amazonaws.services.lambda.runtime.LambdaRuntime;
+import com.amazonaws.services.lambda.runtime.LambdaRuntimeInternal;
 import java.io.File;
 import java.io.IOError;
 import java.io.IOException;
@@ -76,6 +77,9 @@ public final class Bootstrap {
                 System.setProperty(TRACE_PROPERTY, inv.traceId);
             } else {
                 System.clearProperty(TRACE_PROPERTY);
+            }
+            if (LambdaRuntimeInternal.getUseLog4jAppender()) {
+                Log4j.putRequestId(loader, inv.requestId);
             }
             boolean exit = false;
             byte[] result = null;
