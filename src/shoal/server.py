@@ -213,7 +213,7 @@ async def serve(config: Config) -> None:
         )
     )
     log.info(
-        "Shoal listening on %s (sandbox: %s%s; data: %s; runtimes: %s; auth: %s)",
+        "Shoal listening on %s (sandbox: %s%s; data: %s; runtimes: %s; %s)",
         config.endpoint,
         stack.backend.name,
         "" if stack.backend.isolates else ", NOT isolating",

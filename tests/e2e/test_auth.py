@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,20 +28,10 @@ from typing import Any
 import boto3
 import botocore.auth
 import pytest
-import uvicorn
 from _server import ShoalServer, free_port, make_zip, runtime, wait_for
 from botocore import UNSIGNED
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
-
-from shoal.api.auth import Authenticator, AuthError, error_response
-from shoal.api.errors import error_response as lambda_error_response
-from shoal.api.routing import match
-from shoal.core.accounts import CredentialStore
-from shoal.core.errors import ApiError, ResourceNotFoundException
 
 REGION = "us-east-1"
 KEY_A, SECRET_A, ACCOUNT_A = "AKIDE2EALPHA", "alpha/Secret+Key=0123456789abcdefghij", "111122223333"
@@ -58,13 +47,6 @@ MISMATCH = (
 
 
 # ---- what answers ------------------------------------------------------------------------------------
-
-
-def _server_takes_credentials() -> bool:
-    out = subprocess.run(
-        [sys.executable, "-m", "shoal", "server", "--help"], capture_output=True, text=True, timeout=60
-    )
-    return "--credentials" in out.stdout
 
 
 class _AuthedShoalServer(ShoalServer):
@@ -115,75 +97,6 @@ class _AuthedShoalServer(ShoalServer):
         return False
 
 
-class EchoApp:
-    """Authenticates like Shoal's API, then answers a handful of operations as Shoal would."""
-
-    def __init__(self, authenticator: Authenticator) -> None:
-        self.authenticator = authenticator
-        self.functions: dict[tuple[str, str], dict[str, Any]] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        request = Request(scope, receive)
-        body = await request.body()
-        try:
-            account = await self.authenticator.authenticate(request, body)
-        except AuthError as exc:
-            response = error_response(exc, "e2e-request-id")
-        else:
-            try:
-                response = self.answer(request, body, account)
-            except ApiError as exc:
-                response = lambda_error_response(exc, "e2e-request-id")
-        await response(scope, receive, send)
-
-    def answer(self, request: Request, body: bytes, account: str) -> Response:
-        headers = {"x-amzn-RequestId": "e2e-request-id"}
-        target = request.headers.get("x-amz-target", "")
-        if target.startswith("Logs_20140328."):
-            prefix = json.loads(body or b"{}").get("logGroupNamePrefix", "")
-            groups = [
-                {"logGroupName": group, "arn": f"arn:aws:logs:{REGION}:{acct}:log-group:{group}:*"}
-                for acct, name in self.functions
-                if acct == account and (group := f"/aws/lambda/{name}").startswith(prefix)
-            ]
-            data: dict[str, Any] = {"logGroups": groups}
-            if target.endswith("FilterLogEvents"):
-                data = {"events": [], "searchedLogStreams": []}
-            return Response(json.dumps(data), 200, headers=headers, media_type="application/x-amz-json-1.1")
-        found = match(request.method, request.scope["raw_path"].decode(), dict(request.query_params))
-        assert found is not None, request.url
-        route, params = found
-        name = params.get("FunctionName", "").split(":function:")[-1].split(":")[0]
-        if route.operation == "ListFunctions":
-            data = {"Functions": [c for (acct, _), c in self.functions.items() if acct == account]}
-        elif route.operation == "CreateFunction":
-            name = json.loads(body)["FunctionName"]
-            arn = f"arn:aws:lambda:{REGION}:{account}:function:{name}"
-            config = {
-                "FunctionName": name,
-                "FunctionArn": arn,
-                "State": "Active",
-                "LastUpdateStatus": "Successful",
-            }
-            self.functions[(account, name)] = config
-            return Response(json.dumps(config), 201, headers=headers, media_type="application/json")
-        elif route.operation == "GetFunction":
-            if (account, name) not in self.functions:
-                arn = f"arn:aws:lambda:{REGION}:{account}:function:{name}"
-                raise ResourceNotFoundException(f"Function not found: {arn}")
-            data = {"Configuration": self.functions[(account, name)]}
-        elif route.operation == "Invoke":
-            data = {"event": json.loads(body), "account": account}
-        elif route.operation == "DeleteFunction":
-            self.functions.pop((account, name), None)
-            return Response(b"", 204, headers=headers)
-        else:
-            raise AssertionError(f"the echo app does not answer {route.operation}")
-        return Response(json.dumps(data), 200, headers=headers, media_type="application/json")
-
-
 @dataclass
 class AuthServer:
     endpoint: str
@@ -216,33 +129,12 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer
         f"# e2e keys\n{KEY_A} {SECRET_A} {ACCOUNT_A}\n{KEY_B} {SECRET_B} {ACCOUNT_B}  # second account\n"
     )
     creds.chmod(0o600)
-    if _server_takes_credentials():
-        server = _AuthedShoalServer(base, creds)
-        server.start()
-        try:
-            yield AuthServer(server.endpoint, real=True)
-        finally:
-            server.stop_and_check()
-        return
-    app = EchoApp(Authenticator(CredentialStore.from_file(creds)))
-    port = free_port()
-    uv = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", access_log=False
-        )
-    )
-    thread = threading.Thread(target=uv.run, name="auth-echo-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the echo server did not start"
-        time.sleep(0.01)
+    server = _AuthedShoalServer(base, creds)
+    server.start()
     try:
-        yield AuthServer(f"http://127.0.0.1:{port}", real=False)
+        yield AuthServer(server.endpoint, real=True)
     finally:
-        uv.should_exit = True
-        thread.join(10)
-        assert not thread.is_alive()
+        server.stop_and_check()
 
 
 @pytest.fixture(scope="module")
@@ -437,3 +329,35 @@ def test_logs_signed_with_the_lambda_signing_name(auth_server: AuthServer) -> No
         "InvalidSignatureException",
         "Credential should be scoped to correct service: 'logs'. ",
     )
+
+
+def test_accounts_are_isolated_and_a_resource_policy_opens_invoke(
+    auth_server: AuthServer, echo_function: str
+) -> None:
+    """Account B cannot see or run account A's function until A's resource policy lets it invoke."""
+    alpha = auth_server.client("lambda", KEY_A, SECRET_A)
+    bravo = auth_server.client("lambda", KEY_B, SECRET_B)
+    name = echo_function.split(":")[-1]
+    assert name not in [f["FunctionName"] for f in bravo.list_functions()["Functions"]]
+    with pytest.raises(ClientError) as info:
+        bravo.invoke(FunctionName=echo_function, Payload=b"{}")
+    status, code, message = error_of(info)
+    assert (status, code) == (403, "AccessDeniedException")
+    assert f"arn:aws:iam::{ACCOUNT_B}:root is not authorized to perform: lambda:InvokeFunction" in message
+    with pytest.raises(ClientError) as info:
+        bravo.get_function(FunctionName=echo_function)
+    assert error_of(info)[:2] == (403, "AccessDeniedException")
+    alpha.add_permission(FunctionName=name, StatementId="let-bravo", Action="lambda:InvokeFunction",
+                         Principal=ACCOUNT_B)
+    try:
+        resp = bravo.invoke(FunctionName=echo_function, Payload=b'{"from": "bravo"}')
+        assert resp["StatusCode"] == 200
+        assert json.loads(resp["Payload"].read())["account"] == ACCOUNT_A  # it runs in the owner's account
+        with pytest.raises(ClientError) as info:  # invoking is all the policy allows
+            bravo.get_function(FunctionName=echo_function)
+        assert error_of(info)[:2] == (403, "AccessDeniedException")
+    finally:
+        alpha.remove_permission(FunctionName=name, StatementId="let-bravo")
+    with pytest.raises(ClientError) as info:
+        bravo.invoke(FunctionName=echo_function, Payload=b"{}")
+    assert error_of(info)[:2] == (403, "AccessDeniedException")
