@@ -170,7 +170,7 @@ class NodeFamily:
 def node_flags(install: NodeInstall) -> tuple[str, ...]:
     """The flags AWS's Node.js runtimes start ``node`` with. Lambda keeps two experimental features off that
     newer releases turn on by default: ``require()`` of ES modules and detection of ES module syntax.
-    (``--expose-gc`` is left out: that V8 flag costs ~9 ms of every cold start; the bootstrap exposes ``gc``
+    (``--expose-gc`` is left out: that V8 flag costs 5-9 ms of every cold start; the bootstrap exposes ``gc``
     on first use instead.)"""
     flags = ["--max-http-header-size=81920"]
     if install.require_module_flag:

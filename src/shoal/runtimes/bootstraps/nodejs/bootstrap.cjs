@@ -520,8 +520,8 @@ async function requireModule(appRoot, moduleRoot, moduleName) {
   return requireUser(requireUser.resolve(moduleName, { paths: [appRoot, moduleRoot] }));
 }
 
-/** AWS starts node with --expose-gc. That V8 flag makes Node reject its built-in code cache (~9 ms more per cold
- * start, measured), so `gc` is exposed on first use instead. */
+/** AWS starts node with --expose-gc. That V8 flag makes Node reject its built-in code cache (5-9 ms more per
+ * cold start, measured), so `gc` is exposed on first use instead. */
 function installLazyGc() {
   if ('gc' in globalThis) return;
   const define = (value) =>
