@@ -20,7 +20,12 @@ from typing import Any
 import pytest
 
 from shoal.control.layers import LayerService, ResolvedLayer, check_total_unzipped
-from shoal.core.errors import InvalidParameterValueException, NotImplementedException, ValidationException
+from shoal.core.errors import (
+    AccessDeniedException,
+    InvalidParameterValueException,
+    NotImplementedException,
+    ValidationException,
+)
 from shoal.runtimes.python import BOOTSTRAP_DIR
 from shoal.sandbox.base import SandboxSpec
 from shoal.sandbox.namespace import NamespaceBackend
@@ -317,8 +322,10 @@ def test_resolve_refusals_in_aws_words(layers: Layers) -> None:
     assert refused([arn("a", 9)]) == (
         f"InvalidParameterValueException: Layer version {arn('a', 9)} does not exist."
     )
-    assert refused([arn("a", 1, account="210987654321")]) == (
-        f"InvalidParameterValueException: Layer version {arn('a', 1, account='210987654321')} does not exist."
+    with pytest.raises(AccessDeniedException) as denial:  # another account's: not granted (spec §1.2)
+        layers.service.resolve(ACCOUNT, [arn("a", 1, account="210987654321")])
+    assert denial.value.message == denied(
+        "lambda:GetLayerVersion", arn("a", 1, account="210987654321"), caller=ACCOUNT
     )
     assert refused([arn("a", 1, region="eu-west-1")]) == (
         "InvalidParameterValueException: Layers are not in the same region as the function. "
@@ -426,3 +433,94 @@ def test_python_finds_layer_modules_under_opt_in_the_sandbox(layers: Layers, nam
     assert result["path"] == [f"/opt/python/lib/{PY}/site-packages", "/opt/python"]
     assert result["uid"] not in (0, os.getuid())
     assert result["write"] in (30, 13)  # EROFS (read-only bind), or EACCES
+
+
+# ---- other accounts ---------------------------------------------------------------------------------------
+
+OTHER = "444455556666"
+
+
+def denied(action: str, resource: str, caller: str = OTHER) -> str:
+    return (
+        f"User: arn:aws:iam::{caller}:root is not authorized to perform: {action} on resource: {resource} "
+        f"because no resource-based policy allows the {action} action"
+    )
+
+
+def test_another_account_uses_a_layer_only_when_its_policy_grants_it(layers: Layers) -> None:
+    layers.publish(BASE, "shared")
+    service, version = layers.service, arn("shared", 1)
+
+    def get_as_other() -> Any:
+        return asyncio.run(service.get_by_arn(OTHER, version))
+
+    def grant(sid: str, principal: str, organization: str | None = None) -> None:
+        body = {"StatementId": sid, "Action": "lambda:GetLayerVersion", "Principal": principal}
+        if organization:
+            body["OrganizationId"] = organization
+        asyncio.run(service.add_permission(ACCOUNT, "shared", 1, body))
+
+    for attempt in (
+        get_as_other,
+        lambda: asyncio.run(service.get(OTHER, layer_arn_of("shared"), 1)),
+        lambda: service.resolve(OTHER, [version]),
+    ):
+        with pytest.raises(AccessDeniedException) as ei:
+            attempt()
+        assert ei.value.status == 403
+        assert ei.value.message == denied("lambda:GetLayerVersion", version)
+    grant("org-only", "*", "o-abcdefghij")  # no organizations here: grants nobody
+    with pytest.raises(AccessDeniedException):
+        get_as_other()
+    grant("other", OTHER)
+    assert get_as_other().version == 1
+    [used] = service.resolve(OTHER, [version])
+    assert used.arn == version
+    asyncio.run(service.remove_permission(ACCOUNT, "shared", 1, "other"))
+    with pytest.raises(AccessDeniedException):
+        service.resolve(OTHER, [version])
+    assert service.resolve(OTHER, [version], already={version}) == [used]  # a function that has it keeps it
+    grant("everyone", "*")
+    assert get_as_other().version == 1
+    with pytest.raises(AccessDeniedException) as ei:  # a version that does not exist: the same refusal
+        asyncio.run(service.get_by_arn(OTHER, arn("shared", 9)))
+    assert ei.value.message == denied("lambda:GetLayerVersion", arn("shared", 9))
+
+
+def test_only_the_owner_manages_a_layer(layers: Layers) -> None:
+    layers.publish(BASE, "mine")
+    service, name = layers.service, layer_arn_of("mine")
+    asyncio.run(
+        service.add_permission(
+            ACCOUNT, "mine", 1, {"StatementId": "all", "Action": "lambda:GetLayerVersion", "Principal": "*"}
+        )
+    )
+    body = {"StatementId": "x", "Action": "lambda:GetLayerVersion", "Principal": "*"}
+    attempts = {
+        "lambda:PublishLayerVersion": (lambda: service.publish(OTHER, name, content(BASE)), name),
+        "lambda:ListLayerVersions": (lambda: service.list_versions(OTHER, name), name),
+        "lambda:DeleteLayerVersion": (lambda: service.delete(OTHER, name, 1), arn("mine", 1)),
+        "lambda:AddLayerVersionPermission": (
+            lambda: service.add_permission(OTHER, name, 1, body),
+            arn("mine", 1),
+        ),
+        "lambda:GetLayerVersionPolicy": (lambda: service.get_policy(OTHER, name, 1), arn("mine", 1)),
+        "lambda:RemoveLayerVersionPermission": (
+            lambda: service.remove_permission(OTHER, name, 1, "all"),
+            arn("mine", 1),
+        ),
+    }
+    for action, (attempt, resource) in attempts.items():
+        with pytest.raises(AccessDeniedException) as ei:
+            asyncio.run(attempt())
+        assert ei.value.message == denied(action, resource)
+    assert [r.version for r in layers.store.versions(ACCOUNT, "mine")] == [1]
+    assert layers.store.versions(OTHER) == []
+    # the other account's own layers of the same name are its own
+    record = asyncio.run(service.publish(OTHER, "mine", content(OVER)))
+    assert (record.account_id, record.version) == (OTHER, 1)
+    assert asyncio.run(service.list_layers(ACCOUNT)).items[0].account_id == ACCOUNT
+
+
+def layer_arn_of(name: str, account: str = ACCOUNT) -> str:
+    return f"arn:aws:lambda:{REGION}:{account}:layer:{name}"

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from shoal.control import validation as v
 from shoal.core.clock import format_lambda_timestamp
 from shoal.core.errors import (
+    AccessDeniedException,
     InvalidParameterValueException,
     NotImplementedException,
     ResourceNotFoundException,
@@ -326,11 +327,13 @@ class LayerService:
             )
         p.raise_if_any()
         ref = self._ref(account_id, layer_name)
-        if ref is None or ref.account_id != account_id:
+        if ref is None:
             raise InvalidParameterValueException(
-                f"Layers can only be published in this account ({account_id}) and region ({self.region}): "
-                f"{layer_name}"
+                f"Layers can only be published in this region ({self.region}): {layer_name}"
             )
+        self._own(
+            account_id, ref, "lambda:PublishLayerVersion", layer_arn(self.region, ref.account_id, ref.name)
+        )
         data = self._zip_from(content)
         info = await asyncio.to_thread(self.code.put, data)
         try:
@@ -392,12 +395,9 @@ class LayerService:
         self._check_layer_name(None, layer_name)
         number = _version_number(version_number)
         ref = self._ref(account_id, layer_name)
-        record = None
-        if ref is not None:
-            record = await asyncio.to_thread(self.store.get, ref.account_id, ref.name, number)
-        if record is None:
+        if ref is None:
             raise ResourceNotFoundException(NOT_FOUND)
-        return record
+        return await asyncio.to_thread(self._readable, account_id, ref.account_id, ref.name, number)
 
     async def get_by_arn(self, account_id: str, arn: str | None) -> LayerVersionRecord:
         if arn is None:
@@ -415,12 +415,9 @@ class LayerService:
             )
         m = _ARN_RE.fullmatch(arn)
         assert m is not None and m["version"] is not None
-        record = None
-        if m["region"] == self.region:
-            record = await asyncio.to_thread(self.store.get, m["account"], m["name"], int(m["version"]))
-        if record is None:
+        if m["region"] != self.region:
             raise ResourceNotFoundException(NOT_FOUND)
-        return record
+        return await asyncio.to_thread(self._readable, account_id, m["account"], m["name"], int(m["version"]))
 
     async def list_layers(
         self,
@@ -461,6 +458,10 @@ class LayerService:
         if after is not None and not after.isdigit():
             raise InvalidParameterValueException(f"Invalid Marker: {marker}")
         ref = self._ref(account_id, layer_name)
+        if ref is not None:
+            self._own(
+                account_id, ref, "lambda:ListLayerVersions", layer_arn(self.region, ref.account_id, ref.name)
+            )
         records = (
             [] if ref is None else await asyncio.to_thread(self.store.versions, ref.account_id, ref.name)
         )
@@ -482,6 +483,7 @@ class LayerService:
         number = _version_number(version_number)
         ref = self._ref(account_id, layer_name)
         if ref is not None:
+            self._own(account_id, ref, "lambda:DeleteLayerVersion", self._arn_of(ref, number))
             await asyncio.to_thread(self.store.delete, ref.account_id, ref.name, number)
 
     # ---- permissions ----------------------------------------------------------------------------------
@@ -528,7 +530,7 @@ class LayerService:
                 )
         p.raise_if_any()
         number = _version_number(version_number)
-        ref = self._existing_ref(account_id, layer_name, number)
+        ref = self._existing_ref(account_id, layer_name, number, "lambda:AddLayerVersionPermission")
         statement = LayerStatement(str(sid), str(action), str(principal), organization or None)
         try:
             policy = await asyncio.to_thread(
@@ -545,7 +547,7 @@ class LayerService:
         """(the policy document, its RevisionId)."""
         self._check_layer_name(None, layer_name)
         number = _version_number(version_number)
-        ref = self._existing_ref(account_id, layer_name, number)
+        ref = self._existing_ref(account_id, layer_name, number, "lambda:GetLayerVersionPolicy")
         try:
             policy = await asyncio.to_thread(self.store.policy, ref.account_id, ref.name, number)
         except LayerVersionMissing:
@@ -573,7 +575,7 @@ class LayerService:
         self._check_statement_id(p, statement_id)
         p.raise_if_any()
         number = _version_number(version_number)
-        ref = self._existing_ref(account_id, layer_name, number)
+        ref = self._existing_ref(account_id, layer_name, number, "lambda:RemoveLayerVersionPermission")
         try:
             await asyncio.to_thread(
                 self.store.remove_statement,
@@ -597,7 +599,8 @@ class LayerService:
 
         ``already``: the layer version ARNs the function references now. A deleted version stays usable by
         functions that already reference it (as on AWS), so an update that keeps it passes; a new reference
-        to a deleted version is refused like a version that never existed.
+        to a deleted version is refused like a version that never existed. Another account's version needs
+        a statement in its policy that grants this account (AccessDeniedException otherwise).
         """
         if arns is None:
             return []
@@ -630,7 +633,13 @@ class LayerService:
             account, name, number = m["account"], m["name"], int(m["version"])
             canonical = layer_version_arn(self.region, account, name, number)
             record = self.store.get(account, name, number, include_deleted=True)
-            if record is None or (record.deleted and arn not in kept and canonical not in kept):
+            referenced = arn in kept or canonical in kept
+            if record is not None and record.deleted and not referenced:
+                record = None
+            if account != account_id and not referenced:
+                if record is None or not self.granted(account_id, account, name, number):
+                    raise AccessDeniedException.not_authorized(account_id, "lambda:GetLayerVersion", arn)
+            if record is None:
                 raise InvalidParameterValueException(f"Layer version {arn} does not exist.")
             if (account, name) in seen:
                 raise InvalidParameterValueException(
@@ -712,7 +721,7 @@ class LayerService:
             return None
         return _Ref(m["account"], m["name"])
 
-    def _existing_ref(self, account_id: str, layer_name: str, number: int) -> _Ref:
+    def _existing_ref(self, account_id: str, layer_name: str, number: int, action: str) -> _Ref:
         ref = self._ref(account_id, layer_name)
         if ref is None:
             m = _ARN_RE.fullmatch(layer_name)
@@ -720,7 +729,48 @@ class LayerService:
             raise ResourceNotFoundException(
                 f"Layer version {layer_arn(m['region'], m['account'], m['name'])}:{number} does not exist."
             )
+        self._own(account_id, ref, action, self._arn_of(ref, number))
         return ref
+
+    def _arn_of(self, ref: _Ref, number: int) -> str:
+        return layer_version_arn(self.region, ref.account_id, ref.name, number)
+
+    @staticmethod
+    def _own(caller: str, ref: _Ref, action: str, resource: str) -> None:
+        """Only the owning account manages a layer (a layer policy grants others GetLayerVersion only)."""
+        if ref.account_id != caller:
+            raise AccessDeniedException.not_authorized(caller, action, resource)
+
+    def _readable(self, caller: str, account_id: str, name: str, number: int) -> LayerVersionRecord:
+        """A version the caller may read (GetLayerVersion): its own, or another account's that grants it.
+        Another account's version that does not exist is refused like one that is not granted (as on AWS)."""
+        record = self.store.get(account_id, name, number)
+        if account_id == caller:
+            if record is None:
+                raise ResourceNotFoundException(NOT_FOUND)
+            return record
+        if record is None or not self.granted(caller, account_id, name, number):
+            raise AccessDeniedException.not_authorized(
+                caller, "lambda:GetLayerVersion", layer_version_arn(self.region, account_id, name, number)
+            )
+        return record
+
+    def granted(self, caller: str, account_id: str, name: str, number: int) -> bool:
+        """Whether the version's policy lets ``caller`` (another account) use it. A statement limited to an
+        organization grants nothing here: Shoal has no organizations."""
+        try:
+            policy = self.store.policy(account_id, name, number)
+        except LayerVersionMissing:
+            return False
+        if policy is None:
+            return False
+        for statement in policy.statements:
+            if statement.organization_id:
+                continue
+            principal = statement.principal
+            if principal in ("*", caller) or principal.endswith(f"::{caller}:root"):
+                return True
+        return False
 
     def _version_missing(self, ref: _Ref, number: int) -> ResourceNotFoundException:
         return ResourceNotFoundException(
