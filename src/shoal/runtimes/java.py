@@ -20,6 +20,9 @@ the sources and the JVM are unchanged. The cache directory is the runtime's ``/v
     place the directory is seen at — its host path (process sandbox) and ``/var/runtime`` (namespace sandbox,
     made inside a private mount namespace) — and the JVM is pointed at ``{runtime_dir}/cds{runtime_dir}.jsa``.
     A missing or unusable archive only costs start-up time: the JVM then runs without it.
+``app.aot``
+    from Java 25, an AOT cache (JEP 483/514) from the same training run instead: classes loaded and linked
+    ahead of time; these JVMs accept a moved jar, so one cache serves both views.
 """
 
 from __future__ import annotations

@@ -159,7 +159,7 @@ final class Handlers {
         if (depth > 64) {
             return null;
         }
-        Class<?> raw = Pojo.raw(type);
+        Class<?> raw = Beans.raw(type);
         Map<TypeVariable<?>, Type> bindings = new HashMap<>();
         if (type instanceof ParameterizedType) {
             TypeVariable<?>[] vars = raw.getTypeParameters();
@@ -177,7 +177,7 @@ final class Handlers {
             return new Type[] {bindings.get(vars[0]), bindings.get(vars[1])};
         }
         for (Type i : raw.getGenericInterfaces()) {
-            if (RequestHandler.class.isAssignableFrom(Pojo.raw(i))) {
+            if (RequestHandler.class.isAssignableFrom(Beans.raw(i))) {
                 Type[] found = find(i, bindings, depth + 1);
                 if (found != null) {
                     return found;
@@ -185,7 +185,7 @@ final class Handlers {
             }
         }
         Type sup = raw.getGenericSuperclass();
-        if (sup != null && RequestHandler.class.isAssignableFrom(Pojo.raw(sup))) {
+        if (sup != null && RequestHandler.class.isAssignableFrom(Beans.raw(sup))) {
             return find(sup, bindings, depth + 1);
         }
         return null;
@@ -279,7 +279,7 @@ final class Handlers {
                     return streamMethod(cls, m, true, false, true);
                 }
                 System.err.println("Ignoring two-argument overload because second parameter type, "
-                        + Pojo.raw(p[1]).getName() + ", is not OutputStream.");
+                        + Beans.raw(p[1]).getName() + ", is not OutputStream.");
                 return null;
             }
             if (p[1] == Context.class) {
@@ -472,7 +472,7 @@ final class Handlers {
                     custom.toJson(output, out, outputType);
                     return out.toByteArray();
                 }
-                return Pojo.toJson(output);
+                return PojoWriter.toJson(output);
             } catch (Throwable t) {
                 throw new RuntimeException("An error occurred during JSON serialization of response",
                         jsonProblem(t));

@@ -1,6 +1,5 @@
 package shoal.runtime;
 
-import java.lang.reflect.AccessibleObject;
 import java.lang.reflect.Array;
 import java.lang.reflect.Constructor;
 import java.lang.reflect.Field;
@@ -8,31 +7,23 @@ import java.lang.reflect.GenericArrayType;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
-import java.lang.reflect.ParameterizedType;
 import java.lang.reflect.Type;
 import java.lang.reflect.TypeVariable;
-import java.lang.reflect.WildcardType;
 import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Calendar;
 import java.util.Collection;
 import java.util.Date;
 import java.util.EnumSet;
-import java.util.HashMap;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
-import java.util.OptionalDouble;
-import java.util.OptionalInt;
-import java.util.OptionalLong;
 import java.util.Set;
 import java.util.SortedMap;
 import java.util.SortedSet;
@@ -41,11 +32,9 @@ import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Converts JSON trees to typed Java values and Java values to JSON, the way AWS's Java runtime does with its
- * (shaded, annotation-blind) Jackson: public setters and fields in, public getters and fields out, nulls
- * left out of objects, unknown properties ignored, lenient scalar coercion, Java records, java.time values as
- * Jackson's JavaTimeModule writes them. Classes of the aws-lambda-java-events library are also matched by
- * relaxed property names ({@code Records}, {@code detail-type} …), standing in for AWS's event mix-ins.
+ * Converts JSON trees to typed Java values the way AWS's Java runtime does with its (shaded, annotation-blind)
+ * Jackson: unknown properties ignored, lenient scalar coercion, single values as one-element arrays, nested
+ * beans, collections, maps, records, java.time values, single-String creators. {@link PojoWriter} writes.
  */
 final class Pojo {
     private Pojo() {
@@ -60,348 +49,6 @@ final class Pojo {
 
         ConversionException(String message, Throwable cause) {
             super(message, cause);
-        }
-    }
-
-    private static final String EVENTS_PACKAGE = "com.amazonaws.services.lambda.runtime.events.";
-
-    // ---- types -----------------------------------------------------------------------------------------
-
-    static Class<?> raw(Type type) {
-        if (type instanceof Class) {
-            return (Class<?>) type;
-        }
-        if (type instanceof ParameterizedType) {
-            return raw(((ParameterizedType) type).getRawType());
-        }
-        if (type instanceof GenericArrayType) {
-            return Array.newInstance(raw(((GenericArrayType) type).getGenericComponentType()), 0).getClass();
-        }
-        if (type instanceof WildcardType) {
-            return raw(((WildcardType) type).getUpperBounds()[0]);
-        }
-        if (type instanceof TypeVariable) {
-            Type[] bounds = ((TypeVariable<?>) type).getBounds();
-            return bounds.length == 0 ? Object.class : raw(bounds[0]);
-        }
-        return Object.class;
-    }
-
-    /** Substitutes the type variables bound in {@code bindings}. */
-    static Type resolve(Type type, Map<TypeVariable<?>, Type> bindings) {
-        if (type instanceof TypeVariable) {
-            Type bound = bindings == null ? null : bindings.get(type);
-            if (bound != null) {
-                return bound;
-            }
-            Type[] bounds = ((TypeVariable<?>) type).getBounds();
-            return bounds.length == 0 ? Object.class : bounds[0];
-        }
-        if (type instanceof WildcardType) {
-            return resolve(((WildcardType) type).getUpperBounds()[0], bindings);
-        }
-        if (type instanceof ParameterizedType && bindings != null && !bindings.isEmpty()) {
-            ParameterizedType p = (ParameterizedType) type;
-            Type[] args = p.getActualTypeArguments();
-            Type[] resolved = new Type[args.length];
-            boolean changed = false;
-            for (int i = 0; i < args.length; i++) {
-                resolved[i] = resolve(args[i], bindings);
-                changed |= resolved[i] != args[i];
-            }
-            return changed ? new Parameterized(raw(p.getRawType()), resolved) : p;
-        }
-        if (type instanceof GenericArrayType) {
-            Type component = resolve(((GenericArrayType) type).getGenericComponentType(), bindings);
-            return Array.newInstance(raw(component), 0).getClass();
-        }
-        return type;
-    }
-
-    /** The type variable bindings of a parameterized type (and of its class's superclasses). */
-    static Map<TypeVariable<?>, Type> bindings(Type type, Map<TypeVariable<?>, Type> outer) {
-        Map<TypeVariable<?>, Type> map = new HashMap<>();
-        if (type instanceof ParameterizedType) {
-            ParameterizedType p = (ParameterizedType) type;
-            TypeVariable<?>[] vars = raw(p.getRawType()).getTypeParameters();
-            Type[] args = p.getActualTypeArguments();
-            for (int i = 0; i < vars.length && i < args.length; i++) {
-                map.put(vars[i], resolve(args[i], outer));
-            }
-        }
-        Class<?> c = raw(type);
-        while (c != null && c != Object.class) {
-            Type sup = c.getGenericSuperclass();
-            if (sup instanceof ParameterizedType) {
-                ParameterizedType p = (ParameterizedType) sup;
-                TypeVariable<?>[] vars = raw(p.getRawType()).getTypeParameters();
-                Type[] args = p.getActualTypeArguments();
-                for (int i = 0; i < vars.length && i < args.length; i++) {
-                    map.putIfAbsent(vars[i], resolve(args[i], map));
-                }
-            }
-            c = c.getSuperclass();
-        }
-        return map;
-    }
-
-    static final class Parameterized implements ParameterizedType {
-        private final Class<?> rawType;
-        private final Type[] args;
-
-        Parameterized(Class<?> rawType, Type[] args) {
-            this.rawType = rawType;
-            this.args = args;
-        }
-
-        public Type[] getActualTypeArguments() {
-            return args.clone();
-        }
-
-        public Type getRawType() {
-            return rawType;
-        }
-
-        public Type getOwnerType() {
-            return null;
-        }
-    }
-
-    private static Type typeArg(Type type, int index) {
-        if (type instanceof ParameterizedType) {
-            Type[] args = ((ParameterizedType) type).getActualTypeArguments();
-            if (index < args.length) {
-                return args[index];
-            }
-        }
-        return Object.class;
-    }
-
-    // ---- properties ------------------------------------------------------------------------------------
-
-    private static final class Prop {
-        final String name;
-        final Method method;
-        final Field field;
-        final Type type;
-
-        Prop(String name, Method method, Field field, Type type) {
-            this.name = name;
-            this.method = method;
-            this.field = field;
-            this.type = type;
-        }
-
-        Object get(Object target) throws ReflectiveOperationException {
-            return method != null ? method.invoke(target) : field.get(target);
-        }
-
-        void set(Object target, Object value) throws ReflectiveOperationException {
-            if (method != null) {
-                method.invoke(target, value);
-            } else {
-                field.set(target, value);
-            }
-        }
-    }
-
-    private static final class Props {
-        final Prop[] readers;
-        final Map<String, Prop> writers;
-        final Map<String, Prop> relaxed; // events classes only: normalised name -> writer
-        final Prop[] components; // records: canonical constructor order
-        final Constructor<?> canonical; // records
-        volatile Constructor<?> constructor;
-
-        Props(Prop[] readers, Map<String, Prop> writers, Map<String, Prop> relaxed, Prop[] components,
-                Constructor<?> canonical) {
-            this.readers = readers;
-            this.writers = writers;
-            this.relaxed = relaxed;
-            this.components = components;
-            this.canonical = canonical;
-        }
-    }
-
-    private static final Map<Class<?>, Props> PROPS = new ConcurrentHashMap<>();
-
-    private static Props props(Class<?> c) {
-        Props p = PROPS.get(c);
-        if (p == null) {
-            p = introspect(c);
-            PROPS.put(c, p);
-        }
-        return p;
-    }
-
-    /** java.beans.Introspector.decapitalize: "URL" stays, "Name" becomes "name". */
-    static String decapitalize(String name) {
-        if (name.isEmpty()) {
-            return name;
-        }
-        if (name.length() > 1 && Character.isUpperCase(name.charAt(0)) && Character.isUpperCase(name.charAt(1))) {
-            return name;
-        }
-        return Character.toLowerCase(name.charAt(0)) + name.substring(1);
-    }
-
-    private static String normalise(String name) {
-        StringBuilder sb = new StringBuilder(name.length());
-        for (int i = 0; i < name.length(); i++) {
-            char c = name.charAt(i);
-            if (Character.isLetterOrDigit(c)) {
-                sb.append(Character.toLowerCase(c));
-            }
-        }
-        return sb.toString();
-    }
-
-    private static <T extends AccessibleObject> T accessible(T member) {
-        try {
-            member.setAccessible(true);
-        } catch (RuntimeException e) {
-            // module rules: leave it as it is (public members of exported packages still work)
-        }
-        return member;
-    }
-
-    private static final Method IS_RECORD = method(Class.class, "isRecord");
-    private static final Method RECORD_COMPONENTS = method(Class.class, "getRecordComponents");
-
-    private static Method method(Class<?> c, String name) {
-        try {
-            return c.getMethod(name);
-        } catch (NoSuchMethodException e) {
-            return null; // Java < 16
-        }
-    }
-
-    private static boolean isRecord(Class<?> c) {
-        if (IS_RECORD == null || c.getSuperclass() == null || !c.getSuperclass().getName().equals("java.lang.Record")) {
-            return false;
-        }
-        try {
-            return (Boolean) IS_RECORD.invoke(c);
-        } catch (ReflectiveOperationException e) {
-            return false;
-        }
-    }
-
-    private static Props introspect(Class<?> c) {
-        if (isRecord(c)) {
-            return introspectRecord(c);
-        }
-        boolean events = c.getName().startsWith(EVENTS_PACKAGE);
-        // Output: Jackson orders properties by field declaration (superclass first), then getter-only ones.
-        LinkedHashMap<String, Prop> readers = new LinkedHashMap<>();
-        List<Class<?>> chain = new ArrayList<>();
-        for (Class<?> k = c; k != null && k != Object.class; k = k.getSuperclass()) {
-            chain.add(0, k);
-        }
-        List<Field> fields = new ArrayList<>();
-        for (Class<?> k : chain) {
-            for (Field f : k.getDeclaredFields()) {
-                if (!Modifier.isStatic(f.getModifiers()) && !f.isSynthetic()) {
-                    fields.add(f);
-                    readers.put(f.getName(), null);
-                }
-            }
-        }
-        Map<String, Prop> writers = new HashMap<>();
-        for (Field f : fields) {
-            int mod = f.getModifiers();
-            if (Modifier.isPublic(mod) && !Modifier.isTransient(mod)) {
-                Prop prop = new Prop(f.getName(), null, accessible(f), f.getGenericType());
-                readers.put(f.getName(), prop);
-                if (!Modifier.isFinal(mod)) {
-                    writers.put(f.getName(), prop);
-                }
-            }
-        }
-        for (Method m : c.getMethods()) {
-            if (Modifier.isStatic(m.getModifiers()) || m.isBridge() || m.isSynthetic()
-                    || m.getDeclaringClass() == Object.class) {
-                continue;
-            }
-            String n = m.getName();
-            int params = m.getParameterCount();
-            if (params == 0) {
-                String name = null;
-                if (n.startsWith("get") && n.length() > 3 && m.getReturnType() != void.class) {
-                    name = decapitalize(n.substring(3));
-                } else if (n.startsWith("is") && n.length() > 2 && m.getReturnType() == boolean.class) {
-                    name = decapitalize(n.substring(2));
-                }
-                if (name != null && !isGroovyMeta(m)) {
-                    Prop old = readers.get(name);
-                    if (old == null || old.method == null || n.startsWith("get")) {
-                        readers.put(name, new Prop(name, accessible(m), null, m.getGenericReturnType()));
-                    }
-                }
-            } else if (params == 1 && n.startsWith("set") && n.length() > 3) {
-                String name = decapitalize(n.substring(3));
-                Prop old = writers.get(name);
-                if (old == null || old.method == null || preferSetter(m, old.method)) {
-                    writers.put(name, new Prop(name, accessible(m), null, m.getGenericParameterTypes()[0]));
-                }
-            }
-        }
-        List<Prop> out = new ArrayList<>();
-        for (Prop p : readers.values()) {
-            if (p != null) {
-                out.add(p);
-            }
-        }
-        Map<String, Prop> relaxed = null;
-        if (events) {
-            // AWS's runtime gives the events library mix-ins; relaxed names and private fields stand in.
-            for (Field f : fields) {
-                int mod = f.getModifiers();
-                if (!Modifier.isFinal(mod) && !Modifier.isTransient(mod) && !writers.containsKey(f.getName())) {
-                    writers.put(f.getName(), new Prop(f.getName(), null, accessible(f), f.getGenericType()));
-                }
-            }
-            relaxed = new HashMap<>();
-            for (Prop p : writers.values()) {
-                relaxed.putIfAbsent(normalise(p.name), p);
-            }
-        }
-        return new Props(out.toArray(new Prop[0]), writers, relaxed, null, null);
-    }
-
-    private static boolean isGroovyMeta(Method m) {
-        return m.getName().equals("getMetaClass") && m.getReturnType().getName().equals("groovy.lang.MetaClass");
-    }
-
-    /** Among overloaded setters, prefer the one taking a String-friendly or declared-in-subclass type. */
-    private static boolean preferSetter(Method candidate, Method current) {
-        Class<?> a = candidate.getParameterTypes()[0];
-        Class<?> b = current.getParameterTypes()[0];
-        if (a == b) {
-            return current.getDeclaringClass().isAssignableFrom(candidate.getDeclaringClass());
-        }
-        return b == Object.class;
-    }
-
-    private static Props introspectRecord(Class<?> c) {
-        try {
-            Object[] comps = (Object[]) RECORD_COMPONENTS.invoke(c);
-            Prop[] props = new Prop[comps.length];
-            Class<?>[] types = new Class<?>[comps.length];
-            Map<String, Prop> writers = new HashMap<>();
-            for (int i = 0; i < comps.length; i++) {
-                Class<?> rc = comps[i].getClass();
-                String name = (String) rc.getMethod("getName").invoke(comps[i]);
-                Type type = (Type) rc.getMethod("getGenericType").invoke(comps[i]);
-                Method accessor = accessible((Method) rc.getMethod("getAccessor").invoke(comps[i]));
-                types[i] = (Class<?>) rc.getMethod("getType").invoke(comps[i]);
-                props[i] = new Prop(name, accessor, null, type);
-                writers.put(name, props[i]);
-            }
-            Constructor<?> canonical = accessible(c.getDeclaredConstructor(types));
-            return new Props(props, writers, null, props, canonical);
-        } catch (ReflectiveOperationException e) {
-            throw new ConversionException("Cannot introspect record " + c.getName(), e);
         }
     }
 
@@ -431,7 +78,7 @@ final class Pojo {
     }
 
     private static ConversionException mismatch(Type type, Object node) {
-        return new ConversionException("Cannot deserialize value of type `" + raw(type).getTypeName()
+        return new ConversionException("Cannot deserialize value of type `" + Beans.raw(type).getTypeName()
                 + "` from " + describe(node));
     }
 
@@ -439,8 +86,8 @@ final class Pojo {
         if (depth > 1000) {
             throw new ConversionException("JSON nested too deeply");
         }
-        type = resolve(type, bindings);
-        Class<?> c = raw(type);
+        type = Beans.resolve(type, bindings);
+        Class<?> c = Beans.raw(type);
         if (node == null) {
             if (c == Optional.class) {
                 return Optional.empty();
@@ -457,7 +104,7 @@ final class Pojo {
             return scalar(node, c, type);
         }
         if (c == Optional.class) {
-            return Optional.ofNullable(convert(node, typeArg(type, 0), null, depth + 1));
+            return Optional.ofNullable(convert(node, Beans.typeArg(type, 0), null, depth + 1));
         }
         if (c.isEnum()) {
             return enumValue(node, c, type);
@@ -691,14 +338,14 @@ final class Pojo {
 
     @SuppressWarnings({"unchecked", "rawtypes"})
     private static Object collection(Object node, Type type, Class<?> c, int depth) {
-        Type item = typeArg(type, 0);
+        Type item = Beans.typeArg(type, 0);
         if (node instanceof Map) {
             throw mismatch(type, node);
         }
         List<?> items = node instanceof List ? (List<?>) node : singleton(node); // ACCEPT_SINGLE_VALUE_AS_ARRAY
         Collection<Object> out;
         if (EnumSet.class.isAssignableFrom(c)) {
-            out = (Collection) EnumSet.noneOf((Class) raw(item));
+            out = (Collection) EnumSet.noneOf((Class) Beans.raw(item));
         } else if (c.isInterface() || Modifier.isAbstract(c.getModifiers())) {
             if (SortedSet.class.isAssignableFrom(c)) {
                 out = new TreeSet<>();
@@ -726,15 +373,15 @@ final class Pojo {
             }
             throw mismatch(type, node);
         }
-        Type keyType = typeArg(type, 0);
-        Type valueType = typeArg(type, 1);
+        Type keyType = Beans.typeArg(type, 0);
+        Type valueType = Beans.typeArg(type, 1);
         Map<Object, Object> out;
         if (c.isInterface() || Modifier.isAbstract(c.getModifiers())) {
             out = SortedMap.class.isAssignableFrom(c) ? new TreeMap<>() : new LinkedHashMap<>();
         } else {
             out = (Map<Object, Object>) instantiate(c);
         }
-        Class<?> keyClass = raw(keyType);
+        Class<?> keyClass = Beans.raw(keyType);
         for (Map.Entry<?, ?> e : ((Map<?, ?>) node).entrySet()) {
             Object key = e.getKey();
             if (keyClass != Object.class && keyClass != String.class) {
@@ -746,16 +393,16 @@ final class Pojo {
     }
 
     private static Object instantiate(Class<?> c) {
-        Props p = props(c);
+        Beans.Props p = Beans.props(c);
         Constructor<?> ctor = p.constructor;
         try {
             if (ctor == null) {
-                ctor = accessible(c.getDeclaredConstructor());
+                ctor = Beans.accessible(c.getDeclaredConstructor());
                 p.constructor = ctor;
             }
             return ctor.newInstance();
         } catch (NoSuchMethodException e) {
-            if (c.getName().startsWith(EVENTS_PACKAGE)) {
+            if (c.getName().startsWith(Beans.EVENTS_PACKAGE)) {
                 return allocate(c);
             }
             if (c.getEnclosingClass() != null && !Modifier.isStatic(c.getModifiers())) {
@@ -791,12 +438,12 @@ final class Pojo {
                     + "` (no Creators, like default constructor, exist): abstract types either need to be mapped "
                     + "to concrete types, have custom deserializer, or contain additional type information");
         }
-        Props props = props(c);
-        Map<TypeVariable<?>, Type> bindings = bindings(type, null);
+        Beans.Props props = Beans.props(c);
+        Map<TypeVariable<?>, Type> bindings = Beans.bindings(type, null);
         if (props.canonical != null) {
             Object[] args = new Object[props.components.length];
             for (int i = 0; i < args.length; i++) {
-                Prop p = props.components[i];
+                Beans.Prop p = props.components[i];
                 args[i] = convert(node.get(p.name), p.type, bindings, depth + 1);
             }
             try {
@@ -811,15 +458,15 @@ final class Pojo {
         Object target = instantiate(c);
         for (Map.Entry<?, ?> e : node.entrySet()) {
             String key = String.valueOf(e.getKey());
-            Prop p = props.writers.get(key);
+            Beans.Prop p = props.writers.get(key);
             if (p == null && props.relaxed != null) {
-                p = props.relaxed.get(normalise(key));
+                p = props.relaxed.get(Beans.normalise(key));
             }
             if (p == null) {
                 continue; // FAIL_ON_UNKNOWN_PROPERTIES is off
             }
             Object value = convert(e.getValue(), p.type, bindings, depth + 1);
-            if (value == null && raw(resolve(p.type, bindings)).isPrimitive()) {
+            if (value == null && Beans.raw(Beans.resolve(p.type, bindings)).isPrimitive()) {
                 continue;
             }
             try {
@@ -952,7 +599,7 @@ final class Pojo {
                 try {
                     Method m = c.getMethod(name, param);
                     if (Modifier.isStatic(m.getModifiers()) && c.isAssignableFrom(m.getReturnType())) {
-                        return accessible(m);
+                        return Beans.accessible(m);
                     }
                 } catch (NoSuchMethodException e) {
                     // next
@@ -961,7 +608,7 @@ final class Pojo {
         }
         for (Class<?> param : new Class<?>[] {String.class, CharSequence.class, Object.class}) {
             try {
-                return accessible(c.getConstructor(param));
+                return Beans.accessible(c.getConstructor(param));
             } catch (NoSuchMethodException e) {
                 // next
             }
@@ -969,268 +616,4 @@ final class Pojo {
         return NONE;
     }
 
-    // ---- Java -> JSON -------------------------------------------------------------------------------------
-
-    static byte[] toJson(Object value) {
-        StringBuilder sb = new StringBuilder(256);
-        write(value, sb, 0);
-        return sb.toString().getBytes(StandardCharsets.UTF_8);
-    }
-
-    static void write(Object v, StringBuilder out, int depth) {
-        if (depth > 500) {
-            throw new ConversionException("Infinite recursion (StackOverflowError)");
-        }
-        if (v == null) {
-            out.append("null");
-            return;
-        }
-        if (v instanceof String) {
-            Json.quote((String) v, out);
-            return;
-        }
-        if (v instanceof Number) {
-            if (v instanceof Double || v instanceof Float) {
-                double d = ((Number) v).doubleValue();
-                if (Double.isNaN(d) || Double.isInfinite(d)) {
-                    Json.quote(v.toString(), out); // WRITE_NAN_AS_STRINGS
-                    return;
-                }
-            }
-            out.append(v.toString());
-            return;
-        }
-        if (v instanceof Boolean) {
-            out.append(v.toString());
-            return;
-        }
-        if (v instanceof Character) {
-            Json.quote(v.toString(), out);
-            return;
-        }
-        if (v instanceof Map) {
-            out.append('{');
-            boolean first = true;
-            for (Map.Entry<?, ?> e : ((Map<?, ?>) v).entrySet()) {
-                if (!first) {
-                    out.append(',');
-                }
-                first = false;
-                Object k = e.getKey();
-                Json.quote(k instanceof Enum ? ((Enum<?>) k).name() : String.valueOf(k), out);
-                out.append(':');
-                write(e.getValue(), out, depth + 1);
-            }
-            out.append('}');
-            return;
-        }
-        if (v instanceof Iterable && !isJsonNode(v.getClass())) {
-            out.append('[');
-            boolean first = true;
-            for (Iterator<?> it = ((Iterable<?>) v).iterator(); it.hasNext();) {
-                if (!first) {
-                    out.append(',');
-                }
-                first = false;
-                write(it.next(), out, depth + 1);
-            }
-            out.append(']');
-            return;
-        }
-        Class<?> c = v.getClass();
-        if (c.isArray()) {
-            writeArray(v, c, out, depth);
-            return;
-        }
-        if (v instanceof Enum) {
-            Json.quote(((Enum<?>) v).name(), out);
-            return;
-        }
-        if (v instanceof Optional) {
-            write(((Optional<?>) v).orElse(null), out, depth + 1);
-            return;
-        }
-        if (writeSpecial(v, c, out)) {
-            return;
-        }
-        writeBean(v, c, out, depth);
-    }
-
-    private static void writeArray(Object v, Class<?> c, StringBuilder out, int depth) {
-        Class<?> component = c.getComponentType();
-        if (component == byte.class) {
-            Json.quote(Base64.getEncoder().encodeToString((byte[]) v), out);
-            return;
-        }
-        if (component == char.class) {
-            Json.quote(new String((char[]) v), out);
-            return;
-        }
-        out.append('[');
-        int n = Array.getLength(v);
-        for (int i = 0; i < n; i++) {
-            if (i > 0) {
-                out.append(',');
-            }
-            write(Array.get(v, i), out, depth + 1);
-        }
-        out.append(']');
-    }
-
-    private static boolean isJsonNode(Class<?> c) {
-        for (Class<?> k = c; k != null; k = k.getSuperclass()) {
-            if (k.getName().equals("com.fasterxml.jackson.databind.JsonNode")) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    private static boolean writeSpecial(Object v, Class<?> c, StringBuilder out) {
-        if (v instanceof Date) {
-            out.append(((Date) v).getTime());
-            return true;
-        }
-        if (v instanceof Calendar) {
-            out.append(((Calendar) v).getTimeInMillis());
-            return true;
-        }
-        if (v instanceof java.time.temporal.TemporalAccessor || v instanceof java.time.temporal.TemporalAmount
-                || v instanceof java.time.ZoneId) {
-            writeTime(v, out);
-            return true;
-        }
-        if (v instanceof ByteBuffer) {
-            ByteBuffer b = ((ByteBuffer) v).duplicate();
-            byte[] bytes = new byte[b.remaining()];
-            b.get(bytes);
-            Json.quote(Base64.getEncoder().encodeToString(bytes), out);
-            return true;
-        }
-        if (v instanceof OptionalInt) {
-            OptionalInt o = (OptionalInt) v;
-            out.append(o.isPresent() ? String.valueOf(o.getAsInt()) : "null");
-            return true;
-        }
-        if (v instanceof OptionalLong) {
-            OptionalLong o = (OptionalLong) v;
-            out.append(o.isPresent() ? String.valueOf(o.getAsLong()) : "null");
-            return true;
-        }
-        if (v instanceof OptionalDouble) {
-            OptionalDouble o = (OptionalDouble) v;
-            out.append(o.isPresent() ? String.valueOf(o.getAsDouble()) : "null");
-            return true;
-        }
-        if (v instanceof Class) {
-            Json.quote(((Class<?>) v).getName(), out);
-            return true;
-        }
-        if (v instanceof java.util.UUID || v instanceof java.net.URI || v instanceof java.net.URL
-                || v instanceof java.io.File || v instanceof java.nio.file.Path || v instanceof Locale
-                || v instanceof java.util.Currency || v instanceof java.util.TimeZone
-                || v instanceof java.nio.charset.Charset || v instanceof java.util.regex.Pattern
-                || v instanceof CharSequence) {
-            Json.quote(v instanceof java.util.TimeZone ? ((java.util.TimeZone) v).getID() : v.toString(), out);
-            return true;
-        }
-        if (isJsonNode(c)) {
-            out.append(v.toString()); // the user's own Jackson tree: its toString() is its JSON
-            return true;
-        }
-        return false;
-    }
-
-    /** java.time values as jackson-datatype-jsr310 writes them with its defaults (timestamps). */
-    private static void writeTime(Object v, StringBuilder out) {
-        if (v instanceof java.time.Instant) {
-            java.time.Instant i = (java.time.Instant) v;
-            out.append(seconds(i.getEpochSecond(), i.getNano()));
-        } else if (v instanceof java.time.ZonedDateTime) {
-            java.time.Instant i = ((java.time.ZonedDateTime) v).toInstant();
-            out.append(seconds(i.getEpochSecond(), i.getNano()));
-        } else if (v instanceof java.time.OffsetDateTime) {
-            java.time.Instant i = ((java.time.OffsetDateTime) v).toInstant();
-            out.append(seconds(i.getEpochSecond(), i.getNano()));
-        } else if (v instanceof java.time.Duration) {
-            java.time.Duration d = (java.time.Duration) v;
-            out.append(seconds(d.getSeconds(), d.getNano()));
-        } else if (v instanceof java.time.LocalDate) {
-            java.time.LocalDate d = (java.time.LocalDate) v;
-            out.append('[').append(d.getYear()).append(',').append(d.getMonthValue()).append(',')
-                    .append(d.getDayOfMonth()).append(']');
-        } else if (v instanceof java.time.LocalDateTime) {
-            java.time.LocalDateTime t = (java.time.LocalDateTime) v;
-            out.append('[').append(t.getYear()).append(',').append(t.getMonthValue()).append(',')
-                    .append(t.getDayOfMonth()).append(',');
-            timeParts(t.getHour(), t.getMinute(), t.getSecond(), t.getNano(), out);
-            out.append(']');
-        } else if (v instanceof java.time.LocalTime) {
-            java.time.LocalTime t = (java.time.LocalTime) v;
-            out.append('[');
-            timeParts(t.getHour(), t.getMinute(), t.getSecond(), t.getNano(), out);
-            out.append(']');
-        } else if (v instanceof java.time.YearMonth) {
-            java.time.YearMonth ym = (java.time.YearMonth) v;
-            out.append('[').append(ym.getYear()).append(',').append(ym.getMonthValue()).append(']');
-        } else if (v instanceof java.time.Year) {
-            out.append(((java.time.Year) v).getValue());
-        } else {
-            Json.quote(v.toString(), out);
-        }
-    }
-
-    private static void timeParts(int h, int m, int s, int nano, StringBuilder out) {
-        out.append(h).append(',').append(m);
-        if (s > 0 || nano > 0) {
-            out.append(',').append(s);
-            if (nano > 0) {
-                out.append(',').append(nano);
-            }
-        }
-    }
-
-    private static String seconds(long seconds, int nanos) {
-        if (seconds < 0 && nanos > 0) {
-            return BigDecimal.valueOf(seconds).add(BigDecimal.valueOf(nanos, 9)).toPlainString();
-        }
-        StringBuilder sb = new StringBuilder().append(seconds).append('.');
-        String n = Integer.toString(nanos);
-        for (int i = n.length(); i < 9; i++) {
-            sb.append('0');
-        }
-        return sb.append(n).toString();
-    }
-
-    private static void writeBean(Object v, Class<?> c, StringBuilder out, int depth) {
-        Props props = props(c);
-        out.append('{');
-        boolean first = true;
-        for (Prop p : props.readers) {
-            Object value;
-            try {
-                value = p.get(v);
-            } catch (InvocationTargetException e) {
-                throw new ConversionException(e.getCause() + " (through reference chain: " + c.getName() + "[\""
-                        + p.name + "\"])", e.getCause());
-            } catch (ReflectiveOperationException e) {
-                throw new ConversionException("Cannot read property \"" + p.name + "\" of " + c.getName(), e);
-            }
-            if (value == null) {
-                continue; // Include.NON_NULL
-            }
-            if (value == v) {
-                throw new ConversionException("Direct self-reference leading to cycle (through reference chain: "
-                        + c.getName() + "[\"" + p.name + "\"])");
-            }
-            if (!first) {
-                out.append(',');
-            }
-            first = false;
-            Json.quote(p.name, out);
-            out.append(':');
-            write(value, out, depth + 1);
-        }
-        out.append('}');
-    }
 }
