@@ -54,7 +54,7 @@ SOURCES = Path(__file__).parent / "bootstraps" / "java"
 SUPPORTED = (11, 17, 21, 25)
 MAIN_CLASS = "shoal.runtime.Bootstrap"
 SANDBOX_RUNTIME_DIR = "/var/runtime"
-# JVM defaults a function may override with JAVA_TOOL_OPTIONS: C1 only (Lambda's own default since java17) and
+# JVM defaults a function may override with JAVA_TOOL_OPTIONS: C1 only (AWS's java17 runtime's default) and
 # no hsperfdata files in /tmp. The collector is left to ergonomics (Serial below 2 CPUs or 1792 MB, which a
 # memory-limited sandbox gives): forcing one here would make a function's -XX:+UseG1GC fail ("multiple
 # GCs"), and on JDK 17 G1 starts no slower (only it maps the base archive's heap objects).
