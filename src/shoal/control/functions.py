@@ -29,6 +29,7 @@ from shoal.core.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
     ShoalError,
+    ValidationException,
 )
 from shoal.core.tasks import Supervisor
 from shoal.core.types import Alias, FunctionConfig, State, UpdateStatus
@@ -183,6 +184,11 @@ class FunctionService:
             p.add(None, "code", "Member must not be null")
         p.raise_if_any()
         ref = parse_function_ref(v._str(name_value, "FunctionName"))
+        if len(ref.name) > 64:
+            raise ValidationException.of([
+                f"Value '{name_value}' at 'functionName' failed to satisfy constraint: "
+                "Member must have length less than or equal to 64"
+            ])
         if ref.qualifier is not None:
             raise InvalidParameterValueException(
                 "Unsupported parameter: FunctionName cannot include a qualifier in CreateFunction."

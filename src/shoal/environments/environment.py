@@ -106,6 +106,8 @@ class Environment:
         self._init_failure: tuple[str, bytes] | None = None
         self._partial = b""
         self._capture: list[str] | None = None
+        self._init_output: list[str] = []
+        self._init_peak_mb = 0
 
     # ---- logging --------------------------------------------------------------------------------------
 
@@ -244,6 +246,7 @@ class Environment:
             env=self._environment_variables(address, task_root, runtime_dir, places),
         )
         self.log(self._init_start_line())
+        self._capture = []  # INIT's own output, replayed into the first invocation if INIT fails
         started = time.monotonic()
         try:
             self.process = await self.backend.start(spec)
@@ -275,6 +278,7 @@ class Environment:
         )
         self.init_ms = (time.monotonic() - started) * 1000
         if self.endpoint.ready in done:
+            self._capture = None
             await self.process.after_init()
             # from now on, whenever the runtime waits on /next with nothing to do, it is frozen: no CPU
             # while idle, not billed (a runtime that exits after replying is not caught mid-exit)
@@ -282,12 +286,15 @@ class Environment:
             self.process.freeze()
             return
         self._on_output()
+        init_output, self._capture = self._capture or [], None
         if self.endpoint.init_error in done:
             error_type, body = self.endpoint.init_error.result()
             error_type = fmt.platform_error_type(error_type)
+            self._init_output = [line for line in init_output if not line.startswith("INIT_")]
             self.log(fmt.init_report(self.init_ms, "init", "error", error_type))
             self._init_failure = (error_type, body)
         elif self.process.exited in done:
+            self._init_output = [line for line in init_output if not line.startswith("INIT_")]
             reason = fmt.exit_reason(self.process.exited.result())
             self.log(fmt.init_report(self.init_ms, "init", "error", "Runtime.ExitError"))
             self._init_failure = (
@@ -300,6 +307,7 @@ class Environment:
         else:
             self.log(fmt.init_report(self.init_ms, "init", "timeout"))
             self._init_failure = ("Sandbox.Timedout", b"")
+        self._init_peak_mb = self.process.peak_memory_mb()
         await self._kill()
 
     def _init_start_line(self) -> str:
@@ -418,10 +426,27 @@ class Environment:
             )
         elif b"{request_id}" in body:
             body = body.replace(b"{request_id}", rid.encode())
+        # AWS runs a failed INIT again inside the invocation ("suppressed init"): its output and an
+        # INIT_REPORT of phase "invoke" appear between START and END; the output is replayed here
+        duration = init_ms or 0.0
+        for line in self._init_output:
+            self.log(line)
+        if error_type != "Runtime.InvalidEntrypoint":
+            self.log(fmt.init_report(duration, "invoke", status, error_type if status == "error" else None))
         self.log(fmt.end(rid))
-        self.log(fmt.report(rid, 0.0, self.config.memory_size, 0, init_ms, status, error_type))
+        self.log(
+            fmt.report(
+                rid,
+                duration,
+                self.config.memory_size,
+                self._init_peak_mb,
+                init_ms,
+                status,
+                None if status == "timeout" else error_type,
+            )
+        )
         lines, self._capture = self._capture or [], None
-        return Outcome(body, True, lines, 0.0, init_ms, status, error_type)
+        return Outcome(body, True, lines, duration, init_ms, status, error_type)
 
     async def _kill(self) -> None:
         self.alive = False

@@ -45,9 +45,13 @@ class Slot:
                 (str(d / "memory.swap.max"), "0"),
                 (str(d / "pids.max"), str(pids)),
             ]
-        out = [(str(self.paths["memory"] / "memory.limit_in_bytes"), mem)]
-        if (self.paths["memory"] / "memory.memsw.limit_in_bytes").exists():
-            out.append((str(self.paths["memory"] / "memory.memsw.limit_in_bytes"), mem))
+        memsw = self.paths["memory"] / "memory.memsw.limit_in_bytes"
+        out = []
+        if memsw.exists():  # memsw may never be below memory: lift it first, whatever the slot had before
+            out.append((str(memsw), "-1"))
+        out.append((str(self.paths["memory"] / "memory.limit_in_bytes"), mem))
+        if memsw.exists():
+            out.append((str(memsw), mem))
         out.append((str(self.paths["pids"] / "pids.max"), str(pids)))
         return out
 
