@@ -84,3 +84,29 @@ def test_reserved_concurrency_caps_parallel_invocations(lambda_client: Any, make
     assert results and results[0]["StatusCode"] == 200 and results[0]["Payload"].read() == b'"done"'
     # once the slow one finished, the slot is free again: the lease is released on every path
     assert lambda_client.invoke(FunctionName=name, Payload=b"{}")["StatusCode"] == 200
+
+
+def test_burst_of_first_invocations_all_complete(endpoint: str, make_function: Any) -> None:
+    """100 concurrent first invocations of a new function: each gets an environment, none hangs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = unique_name("burst")
+    make_function(name, {"app.py": "import os, time\nPID = os.getpid()\nSTART = time.time()\n"
+                                   "def handler(event, context):\n    time.sleep(0.1)\n"
+                                   "    return context.log_stream_name\n"})
+    url = f"{endpoint}/2015-03-31/functions/{name}/invocations"
+
+    def call(_: int) -> tuple[int, str]:
+        with requests.Session() as session:
+            resp = session.post(url, data=b"{}", timeout=120)
+            return resp.status_code, resp.text
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=100) as pool:
+        results = list(pool.map(call, range(100)))
+    elapsed = time.monotonic() - started
+    statuses = [status for status, _ in results]
+    assert statuses == [200] * 100, {s: statuses.count(s) for s in set(statuses)}
+    streams = {body for _, body in results}
+    assert len(streams) > 1  # they ran side by side in several environments
+    assert elapsed < 120
