@@ -218,6 +218,9 @@ def host_paths(home: Path) -> tuple[Path, ...]:
     """The JVM home and the directories its links point into (Debian links conf/ into /etc/java-N-openjdk)."""
     paths = {home}
     for dirpath, dirnames, filenames in os.walk(home):
+        if Path(dirpath) == home:  # license texts and docs (Debian links them into /usr/share/doc)
+            dirnames[:] = [d for d in dirnames if d not in ("legal", "docs", "man")]
+            filenames = [f for f in filenames if f not in ("docs", "man")]
         for name in dirnames + filenames:
             full = os.path.join(dirpath, name)
             if not os.path.islink(full):
