@@ -81,8 +81,10 @@ class Environment:
         emit: LogEmitter,
         settings: Settings,
         initialization_type: str = "on-demand",
+        opt_dir: Path | None = None,
     ) -> None:
         self.config = config
+        self.opt_dir = opt_dir  # the function's layers merged in order: its /opt
         self.runtime = runtime
         self.backend = backend
         self.code_dir = code_dir
@@ -198,7 +200,7 @@ class Environment:
         loop = asyncio.get_running_loop()
         executable = None
         if self.runtime.entrypoint is not None:  # before taking any resource: nothing to give back
-            executable = self.runtime.entrypoint(self.code_dir, None)
+            executable = self.runtime.entrypoint(self.code_dir, self.opt_dir)
             if executable is None:
                 self.log(self._init_start_line())
                 self.log(fmt.init_report(0.0, "init", "error", "Runtime.InvalidEntrypoint"))
@@ -229,6 +231,7 @@ class Environment:
             extra_ro_binds=(
                 (self.runtime.bootstrap_dir, _RUNTIME_DIR),
                 *((p, str(p)) for p in self.runtime.host_paths),
+                *(((self.opt_dir, "/opt"),) if self.opt_dir is not None else ()),
             ),
             uid=identity,
             preload=(
@@ -239,7 +242,13 @@ class Environment:
         )
         task_root = self.backend.task_root(spec)
         runtime_dir = self.backend.sandbox_path(spec, self.runtime.bootstrap_dir, _RUNTIME_DIR)
-        places = {"runtime_dir": runtime_dir, "task_root": task_root, "opt": "/opt"}
+        opt = self.backend.sandbox_path(spec, self.opt_dir, "/opt") if self.opt_dir is not None else "/opt"
+        places = {
+            "runtime_dir": runtime_dir,
+            "task_root": task_root,
+            "opt": opt,
+            "memory_mb": str(self.config.memory_size),
+        }
         spec = dataclasses.replace(
             spec,
             argv=self.runtime.argv(places, executable),

@@ -609,7 +609,14 @@ class JavaFamily:
             executable=str(jvm.java),
             version=jvm.version,
             bootstrap_dir=bootstrap_dir,
-            bootstrap_argv=(*_jvm_args("{runtime_dir}", archive), MAIN_CLASS),
+            # the heap from the function's MemorySize, not the host's RAM (the JVM cannot see the cgroup):
+            # AWS gives the heap most of the memory
+            bootstrap_argv=(
+                "-XX:MaxRAM={memory_mb}m",
+                "-XX:MaxRAMPercentage=85",
+                *_jvm_args("{runtime_dir}", archive),
+                MAIN_CLASS,
+            ),
             env=dict(env or {}),
             host_paths=host_paths(jvm.home),
         )
