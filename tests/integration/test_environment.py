@@ -218,3 +218,27 @@ def test_namespace_view_task_root_read_only_and_private_tmp(tmp_path, namespace_
         assert not Path("/tmp/mine").exists()
     finally:
         marker.unlink()
+
+
+def test_process_backend_applies_rlimits(tmp_path):
+    from shoal.sandbox.process import ProcessBackend
+
+    logs = FileLogStore(tmp_path / "logs")
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(
+        "import resource\n"
+        "def handler(e, c):\n"
+        "    return {name: resource.getrlimit(getattr(resource, name))[0]\n"
+        "            for name in ('RLIMIT_AS', 'RLIMIT_NOFILE', 'RLIMIT_CORE')}\n")
+    env = Environment(config(memory_size=256), RUNTIME, ProcessBackend(), code, tmp_path / "envs", logs.emit,
+                      Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1"))
+
+    async def scenario():
+        await env.start()
+        out = await env.invoke(invocation())
+        await env.shutdown()
+        return json.loads(out.payload)
+
+    got = run(scenario())
+    assert got == {"RLIMIT_AS": (256 + 16 * 1024) * 1024 * 1024, "RLIMIT_NOFILE": 1024, "RLIMIT_CORE": 0}

@@ -1,4 +1,4 @@
-"""The process backend: no privileges needed, and no isolation.
+"""The process backend: no privileges needed, and no isolation (rlimits only).
 
 Each environment gets its own working directory and ``TMPDIR``, and runs in its own session so that its
 whole process group can be killed, but it runs as the server's user, sees the host's filesystem (``/tmp``
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import shutil
 import signal
 from pathlib import Path
@@ -28,6 +29,28 @@ class _ProcessTree(SandboxProcess):
         await super().destroy(grace)
         if self.marker:
             await asyncio.to_thread(_kill_marked, self.marker)
+
+
+ADDRESS_SPACE_HEADROOM_MB = 16 * 1024
+MAX_FILES = 1024
+MAX_PROCESSES = 4096  # per user: the environments share the server's uid here
+
+
+def _apply_rlimits(pid: int, spec: SandboxSpec) -> None:
+    """Bound what one environment may take: address space, files, processes, core dumps. Applied right
+    after the start (``prlimit``), without a pre-exec hook, so the spawn stays a vfork. Best effort, like
+    everything in this backend: the JVM and V8 reserve gigabytes of address space they never touch, so the
+    address-space bound is MemorySize plus 16 GiB — a guard against runaway allocation, not a memory limit
+    (that takes the namespace backend's cgroup)."""
+    address_space = (spec.memory_mb + ADDRESS_SPACE_HEADROOM_MB) * 1024 * 1024
+    for limit, value in (
+        (resource.RLIMIT_AS, address_space),
+        (resource.RLIMIT_NOFILE, MAX_FILES),
+        (resource.RLIMIT_NPROC, MAX_PROCESSES),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        with contextlib.suppress(OSError, ValueError):
+            resource.prlimit(pid, limit, (value, value))
 
 
 def _kill_marked(marker: bytes) -> None:
@@ -68,6 +91,7 @@ class ProcessBackend:
         tmp.mkdir(parents=True, exist_ok=True)
         env = {**spec.env, "TMPDIR": str(tmp)}
         tree = spawn(spec.argv, env, str(spec.code_dir), spec.work_dir, cls=_ProcessTree)
+        _apply_rlimits(tree.pid, spec)
         api = spec.env.get("AWS_LAMBDA_RUNTIME_API")
         tree.marker = f"AWS_LAMBDA_RUNTIME_API={api}".encode() if api else b""
         return tree
