@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -21,5 +22,5 @@ def log_stream_name(version: str, started_at: float) -> str:
 
 def trace_id(now: float) -> str:
     """An X-Ray trace header for ``Lambda-Runtime-Trace-Id``."""
-    root = f"1-{int(now):08x}-{uuid.uuid4().hex[:24]}"
-    return f"Root={root};Parent={uuid.uuid4().hex[:16]};Sampled=0;Lineage=1:{uuid.uuid4().hex[:8]}:0"
+    random = os.urandom(24).hex()  # one getrandom call: this runs on every invocation
+    return f"Root=1-{int(now):08x}-{random[:24]};Parent={random[24:40]};Sampled=0;Lineage=1:{random[40:48]}:0"

@@ -61,6 +61,7 @@ class Settings:
     init_timeout: float
     endpoint: str  # the API's URL, offered to functions as AWS_ENDPOINT_URL_LAMBDA
     fork_server: bool = True  # start runtimes from a warm fork-server where the backend has one
+    freeze_after: float = 0.05  # seconds an idle environment runs on before it is frozen
 
 
 LogEmitter = Callable[[str, str, str, int, str], None]  # account, group, stream, timestamp ms, message
@@ -109,6 +110,8 @@ class Environment:
         self._partial = b""
         self._capture: list[str] | None = None
         self._init_output: list[str] = []
+        self._freeze_timer: asyncio.TimerHandle | None = None
+        self._frozen = False
         self._init_peak_mb = 0
 
     # ---- logging --------------------------------------------------------------------------------------
@@ -291,8 +294,8 @@ class Environment:
             await self.process.after_init()
             # from now on, whenever the runtime waits on /next with nothing to do, it is frozen: no CPU
             # while idle, not billed (a runtime that exits after replying is not caught mid-exit)
-            self.endpoint.on_parked = self.process.freeze
-            self.process.freeze()
+            self.endpoint.on_parked = self._schedule_freeze
+            self._schedule_freeze()
             return
         self._on_output()
         init_output, self._capture = self._capture or [], None
@@ -318,6 +321,28 @@ class Environment:
             self._init_failure = ("Sandbox.Timedout", b"")
         self._init_peak_mb = self.process.peak_memory_mb()
         await self._kill()
+
+    def _schedule_freeze(self) -> None:
+        """The runtime waits on /next: freeze it once it has stayed idle for ``freeze_after`` seconds, so
+        a busy environment is never stopped and thawed between back-to-back invocations."""
+        if self._freeze_timer is None and not self._frozen:
+            self._freeze_timer = asyncio.get_running_loop().call_later(
+                self.settings.freeze_after, self._freeze_now
+            )
+
+    def _freeze_now(self) -> None:
+        self._freeze_timer = None
+        if self.process is not None and self.alive and self.endpoint is not None and self.endpoint.parked:
+            self.process.freeze()
+            self._frozen = True
+
+    def _wake(self) -> None:
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
+            self._freeze_timer = None
+        if self._frozen and self.process is not None:
+            self.process.thaw()
+            self._frozen = False
 
     def _init_start_line(self) -> str:
         return fmt.init_start(
@@ -350,7 +375,7 @@ class Environment:
             client_context=inv.client_context,
         )
         endpoint = self.endpoint
-        self.process.thaw()
+        self._wake()
         if not endpoint.parked:  # still finishing the previous invocation (or exiting after it)
             parked = endpoint.until_parked()
             pending: set[asyncio.Future[Any]] = {parked, self.process.exited}
@@ -360,7 +385,7 @@ class Environment:
                 self._capture = None
                 self.invocations -= 1
                 raise EnvironmentGone(f"the runtime exited before invocation {inv.request_id} reached it")
-            self.process.thaw()  # parking froze it again
+            self._wake()  # parking scheduled a freeze
         started = time.monotonic()
         timer = loop.call_later(self.config.timeout, endpoint.finish, Reply("timeout"))
         exit_watch = self.process.exited
@@ -472,6 +497,9 @@ class Environment:
     async def shutdown(self) -> None:
         """End the environment: kill its process tree, close its endpoint, remove its scratch space."""
         self.alive = False
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
+            self._freeze_timer = None
         if self.process is not None:
             await self.process.destroy()
             self._on_output_final()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "cpu", "pids")
-CPU_PERIOD_US = 100_000
+CPU_PERIOD_US = 10_000  # short periods: a small function's quota is spread out, not one 90 ms stall
 MB_PER_VCPU = 1769  # spec §11: 1,769 MB = 1 vCPU
 
 
@@ -24,6 +24,9 @@ def cpu_quota_us(memory_mb: int, floor_vcpu: float, host_cpus: int) -> int:
     """CPU quota per ``CPU_PERIOD_US``: in proportion to memory, at least ``floor_vcpu``, at most the host."""
     vcpu = min(max(memory_mb / MB_PER_VCPU, floor_vcpu), float(host_cpus))
     return max(1000, int(vcpu * CPU_PERIOD_US))
+
+
+_PEAK_FDS: dict[str, int] = {}  # peak-memory file → its open descriptor
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,20 @@ class Slot:
     # ---- reads (cheap virtual files; fine on the event loop) -------------------------------------------
 
     def peak_memory_mb(self) -> int:
-        name = "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"
-        path = self.paths["unified" if self.version == 2 else "memory"] / name
+        """Read on every invocation (REPORT's Max Memory Used): one ``pread`` of a descriptor kept open."""
+        path = self._peak_path()
+        fd = _PEAK_FDS.get(path)
         try:
-            return max(1, -(-int(path.read_text()) // (1024 * 1024)))
+            if fd is None:
+                fd = _PEAK_FDS[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            return max(1, -(-int(os.pread(fd, 32, 0)) // (1024 * 1024)))
         except (OSError, ValueError):
             return 0
+
+    def _peak_path(self) -> str:
+        if self.version == 2:
+            return str(self.paths["unified"] / "memory.peak")
+        return str(self.paths["memory"] / "memory.max_usage_in_bytes")
 
     def oom_kills(self) -> int:
         if self.version == 2:
@@ -125,6 +136,9 @@ class Slot:
                 _write(self.paths["memory"] / "memory.max_usage_in_bytes", "0")
 
     def remove(self) -> None:
+        fd = _PEAK_FDS.pop(self._peak_path(), None)
+        if fd is not None:
+            os.close(fd)
         for path in self.paths.values():
             with contextlib.suppress(OSError):
                 path.rmdir()

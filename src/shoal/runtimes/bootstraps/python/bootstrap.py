@@ -351,7 +351,7 @@ class RuntimeClient:
         raise AssertionError("unreachable")
 
     def _recv_more(self):
-        chunk = self.sock.recv(262144)
+        chunk = self.sock.recv(65536)  # larger sizes make the C layer map and unmap a buffer per call
         if not chunk:
             raise ConnectionResetError("Runtime API closed the connection")
         self.got_bytes = True
