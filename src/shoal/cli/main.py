@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
         commands = None
     if commands is not None:
         commands.register(sub)
+    from shoal.cli import blueprints as blueprint_commands
+
+    blueprint_commands.register(sub)
     return parser
 
 
