@@ -23,6 +23,7 @@ from shoal.config import Config
 from shoal.control.aliases import AliasService
 from shoal.control.concurrency import ConcurrencyService
 from shoal.control.functions import FunctionService
+from shoal.control.layers import LayerService, ResolvedLayer
 from shoal.control.policies import PolicyService
 from shoal.control.provisioned import ProvisionedService
 from shoal.control.tags import TagService
@@ -42,6 +43,7 @@ from shoal.sandbox.base import SandboxBackend
 from shoal.sandbox.process import ProcessBackend
 from shoal.store.catalog import FunctionCatalog
 from shoal.store.code import FileCodeStore
+from shoal.store.layers import SqlLayerStore
 from shoal.store.sql import SqlFunctionStore, sqlite_engine
 
 log = logging.getLogger("shoal")
@@ -98,10 +100,15 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
     data = config.data_path
     data.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor()
-    store = SqlFunctionStore(sqlite_engine(data / "shoal.db"))
+    engine = sqlite_engine(data / "shoal.db")
+    store = SqlFunctionStore(engine)
+    layer_store = SqlLayerStore(engine)
     catalog = FunctionCatalog(store)
     await asyncio.to_thread(catalog.load)
     code = FileCodeStore(data / "code")
+    layers = LayerService(
+        layer_store, code, config.region, data / "code" / "opt", function_code_in_use=store.code_in_use
+    )
     logs = FileLogStore(data / "logs", group_max_bytes=config.log_group_max_bytes)
     runtimes = builtin_runtimes()
     await asyncio.to_thread(runtimes.discover, config.runtimes)
@@ -124,6 +131,7 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
 
     def make_environment(fn: FunctionConfig, initialization_type: str = "on-demand") -> Environment:
         runtime = runtimes.require(fn.runtime)
+        opt = layers.opt_tree([ResolvedLayer.from_dict(layer) for layer in fn.layers])
         return Environment(
             fn,
             runtime,
@@ -133,6 +141,7 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
             logs.emit,
             settings,
             initialization_type,
+            opt_dir=opt,
         )
 
     limits = Limits(
@@ -145,7 +154,7 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
     invoker = ConcurrencyLimiter(
         LocalInvoker(catalog, pool, config.region), catalog, config.account_concurrency
     )
-    functions = FunctionService(catalog, code, runtimes, supervisor, config.region)
+    functions = FunctionService(catalog, code, runtimes, supervisor, config.region, layers=layers)
     functions.account_limit = config.account_concurrency
     services = Services(
         config,
@@ -159,6 +168,7 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
         PolicyService(functions),
         ConcurrencyService(functions, config.account_concurrency),
         ProvisionedService(functions, pool, config.account_concurrency),
+        layers,
     )
     stack = Stack(
         config, supervisor, catalog, store, code, logs, runtimes, sandbox, pool, invoker, functions, services

@@ -7,7 +7,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from shoal.api import aliases, concurrency, functions, invoke, logs, policies, provisioned, tags, versions
+from shoal.api import (
+    aliases,
+    concurrency,
+    functions,
+    invoke,
+    layers,
+    logs,
+    policies,
+    provisioned,
+    tags,
+    versions,
+)
 from shoal.api.auth import Authenticator, AuthError, read_body
 from shoal.api.auth import error_response as auth_error_response
 from shoal.api.call import Call, Handler, Services
@@ -26,6 +37,7 @@ HANDLERS: dict[str, Handler] = {
     **policies.HANDLERS,
     **concurrency.HANDLERS,
     **provisioned.HANDLERS,
+    **layers.HANDLERS,
 }
 
 

@@ -15,6 +15,7 @@ from shoal.config import Config
 from shoal.control.aliases import AliasService
 from shoal.control.concurrency import ConcurrencyService
 from shoal.control.functions import FunctionService
+from shoal.control.layers import LayerService
 from shoal.control.policies import PolicyService
 from shoal.control.provisioned import ProvisionedService
 from shoal.control.tags import TagService
@@ -46,6 +47,7 @@ class Services:
     policies: PolicyService
     concurrency: ConcurrencyService
     provisioned: ProvisionedService
+    layers: LayerService
 
 
 @dataclass

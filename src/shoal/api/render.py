@@ -53,6 +53,8 @@ def function_configuration(
         out["DeadLetterConfig"] = {"TargetArn": config.dead_letter_target}
     if config.kms_key_arn:
         out["KMSKeyArn"] = config.kms_key_arn
+    if config.layers:
+        out["Layers"] = [{"Arn": layer["Arn"], "CodeSize": layer["CodeSize"]} for layer in config.layers]
     if "VpcConfig" in config.extra:
         vpc = config.extra["VpcConfig"]
         out["VpcConfig"] = {

@@ -12,12 +12,13 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from shoal.control import validation as v
+from shoal.control.layers import LayerService, ResolvedLayer, check_total_unzipped
 from shoal.core import ids
 from shoal.core.arns import LATEST, FunctionRef, function_arn
 from shoal.core.clock import format_lambda_timestamp
@@ -91,8 +92,10 @@ class FunctionService:
         runtimes: RuntimeRegistry,
         supervisor: Supervisor,
         region: str,
+        layers: LayerService | None = None,
     ) -> None:
         self.catalog = catalog
+        self.layers = layers
         self.code = code
         self.runtimes = runtimes
         self.supervisor = supervisor
@@ -185,10 +188,12 @@ class FunctionService:
         p.raise_if_any()
         ref = parse_function_ref(v._str(name_value, "FunctionName"))
         if len(ref.name) > 64:
-            raise ValidationException.of([
-                f"Value '{name_value}' at 'functionName' failed to satisfy constraint: "
-                "Member must have length less than or equal to 64"
-            ])
+            raise ValidationException.of(
+                [
+                    f"Value '{name_value}' at 'functionName' failed to satisfy constraint: "
+                    "Member must have length less than or equal to 64"
+                ]
+            )
         if ref.qualifier is not None:
             raise InvalidParameterValueException(
                 "Unsupported parameter: FunctionName cannot include a qualifier in CreateFunction."
@@ -212,10 +217,16 @@ class FunctionService:
                 "Runtime and Handler are mandatory parameters for functions created with deployment packages."
             )
         self.runtimes.require(body["Runtime"])
+        layers = await self._resolve_layers(account_id, body.get("Layers"))
         zip_bytes = self._zip_from(body.get("Code"))
         if self.catalog.get(account_id, ref.name, LATEST) is not None:
             raise ResourceConflictException(f"Function already exist: {ref.name}")
         info = await asyncio.to_thread(self.code.put, zip_bytes)
+        try:
+            check_total_unzipped(info.unzipped_size, layers)
+        except InvalidParameterValueException:
+            await self._collect_code(info.sha256_hex)
+            raise
         logging_config = body.get("LoggingConfig") or {}
         config = FunctionConfig(
             account_id=account_id,
@@ -242,6 +253,7 @@ class FunctionService:
             kms_key_arn=body.get("KMSKeyArn"),
             snap_start_apply_on=(body.get("SnapStart") or {}).get("ApplyOn") or "None",
             extra=self._extra(body),
+            layers=tuple(layer.to_dict() for layer in layers),
         )
         async with self.lock(account_id, ref.name):
             await self.catalog.create(config)
@@ -264,6 +276,7 @@ class FunctionService:
         async with self.lock(account_id, ref.name):
             current = self._updatable(account_id, ref, body.get("RevisionId"))
             info = await asyncio.to_thread(self.code.put, zip_bytes)
+            check_total_unzipped(info.unzipped_size, [ResolvedLayer.from_dict(d) for d in current.layers])
             if body.get("DryRun"):
                 return current.evolve(code_sha256=info.sha256_b64, code_size=info.size)
             config = current.evolve(
@@ -323,6 +336,12 @@ class FunctionService:
                     application_log_level=lc.get("ApplicationLogLevel", current.application_log_level),
                     system_log_level=lc.get("SystemLogLevel", current.system_log_level),
                 )
+            if "Layers" in body:
+                already = {layer["Arn"] for layer in current.layers}
+                layers = await self._resolve_layers(account_id, body["Layers"] or [], already)
+                unzipped = await asyncio.to_thread(self._unzipped_size, current.code_key)
+                check_total_unzipped(unzipped, layers)
+                changes["layers"] = tuple(layer.to_dict() for layer in layers)
             extra = {**current.extra, **self._extra(body)}
             config = current.evolve(extra=extra, **changes, **self._in_progress())
             await self.catalog.put(config, expected_revision=current.revision_id)
@@ -378,6 +397,10 @@ class FunctionService:
         failure: str | None = None
         try:
             await asyncio.to_thread(self.code.task_root, config.code_key)
+            if self.layers is not None and config.layers:
+                await asyncio.to_thread(
+                    self.layers.opt_tree, [ResolvedLayer.from_dict(d) for d in config.layers]
+                )
         except ShoalError as exc:
             failure = str(exc)
         except OSError as exc:
@@ -406,6 +429,8 @@ class FunctionService:
 
     async def _collect_code(self, code_key: str) -> None:
         in_use = await asyncio.to_thread(self.catalog.store.code_in_use, code_key)
+        if not in_use and self.layers is not None:
+            in_use = await asyncio.to_thread(self.layers.code_in_use, code_key)
         if not in_use:
             await asyncio.to_thread(self.code.delete, code_key)
 
@@ -473,10 +498,21 @@ class FunctionService:
             )
         return raw
 
+    async def _resolve_layers(
+        self, account_id: str, arns: object, already: set[str] | None = None
+    ) -> Sequence[ResolvedLayer]:
+        if self.layers is None:
+            if arns:
+                raise NotImplementedException("Layers are not supported by Shoal yet.")
+            return []
+        return await asyncio.to_thread(self.layers.resolve, account_id, arns, already=already or set())
+
+    def _unzipped_size(self, code_key: str) -> int:
+        assert self.layers is not None
+        return self.layers.package_unzipped_size(code_key)
+
     @staticmethod
     def _refuse_unsupported(body: Mapping[str, Any], *, create: bool) -> None:
-        if body.get("Layers"):
-            raise NotImplementedException("Layers are not supported by Shoal yet.")
         if body.get("FileSystemConfigs"):
             raise NotImplementedException("FileSystemConfigs (EFS) are not supported by Shoal.")
         if body.get("CodeSigningConfigArn"):

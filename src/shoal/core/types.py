@@ -75,6 +75,7 @@ class FunctionConfig:
     reserved_concurrency: int | None = None  # on $LATEST: PutFunctionConcurrency, for the whole function
     # on $LATEST: provisioned concurrency per qualifier → {"requested": n, "last_modified": "…"}
     provisioned: dict[str, dict[str, Any]] = field(default_factory=dict)
+    layers: tuple[dict[str, Any], ...] = ()  # ResolvedLayer.to_dict() of each of Layers, in order
 
     @property
     def code_key(self) -> str:

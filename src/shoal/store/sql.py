@@ -75,6 +75,7 @@ def _load(text: str) -> FunctionConfig:
     data["architectures"] = tuple(data["architectures"])
     data["state"] = State(data["state"])
     data["last_update_status"] = UpdateStatus(data["last_update_status"])
+    data["layers"] = tuple(data.get("layers") or ())
     return FunctionConfig(**data)
 
 
