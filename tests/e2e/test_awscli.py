@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 import re
 import subprocess
 import sys
@@ -248,3 +249,34 @@ def test_cli_error_paths(cli: Cli, make_function: Any, tmp_path: Path) -> None:
     assert proc.returncode in (254, 255)
     assert_cli_error(proc, "ResourceNotFoundException", "Invoke", "Function not found: ")
     assert not out_file.exists()
+
+
+def test_cli_versions_aliases_and_tags(cli: Cli, make_function: Any, tmp_path: Path) -> None:
+    """publish-version, create-alias with routing, update-alias, invoke by alias, tags: with the real CLI."""
+    name = f"cli-ver-{os.getpid()}-{int(time.time() * 1000) % 100000}"
+    make_function(name, {"app.py": "import os\ndef handler(e, c):\n"
+                                   "    return os.environ['AWS_LAMBDA_FUNCTION_VERSION']\n"})
+    v1 = cli.ok("publish-version", "--function-name", name, "--description", "first")
+    assert (v1["Version"], v1["Description"]) == ("1", "first")
+    cli.ok("update-function-configuration", "--function-name", name, "--timeout", "5")
+    cli.ok("wait", "function-updated-v2", "--function-name", name)
+    v2 = cli.ok("publish-version", "--function-name", name)
+    assert v2["Version"] == "2"
+    versions = cli.ok("list-versions-by-function", "--function-name", name)["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "1", "2"]
+    alias = cli.ok("create-alias", "--function-name", name, "--name", "live", "--function-version", "2",
+                   "--routing-config", json.dumps({"AdditionalVersionWeights": {"1": 0.25}}))
+    assert alias["RoutingConfig"] == {"AdditionalVersionWeights": {"1": 0.25}}
+    assert alias["AliasArn"].endswith(f":function:{name}:live")
+    moved = cli.ok("update-alias", "--function-name", name, "--name", "live", "--function-version", "1",
+                   "--routing-config", json.dumps({"AdditionalVersionWeights": {}}))
+    assert moved["FunctionVersion"] == "1" and "RoutingConfig" not in moved
+    out = tmp_path / "out.json"
+    result = cli.ok("invoke", "--function-name", name, "--qualifier", "live", str(out))
+    assert result["ExecutedVersion"] == "1"
+    assert json.loads(out.read_text()) == "1"
+    arn = cli.ok("get-function", "--function-name", name)["Configuration"]["FunctionArn"]
+    cli.ok("tag-resource", "--resource", arn, "--tags", "team=core,env=dev")
+    assert cli.ok("list-tags", "--resource", arn)["Tags"] == {"team": "core", "env": "dev"}
+    cli.ok("delete-alias", "--function-name", name, "--name", "live")
+    assert cli.ok("list-aliases", "--function-name", name)["Aliases"] == []
