@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
