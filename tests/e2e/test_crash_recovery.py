@@ -70,7 +70,8 @@ def test_restart_after_a_crash_removes_what_the_crash_left(tmp_path: Path) -> No
         finally:
             restarted.stop_and_check()
         assert not _cgroup_pids(restarted.data_dir)
-        assert not any(d.exists() for d in _instance_dirs(restarted.data_dir)), "cgroups left after a clean stop"
+        leftover = [d for d in _instance_dirs(restarted.data_dir) if d.exists()]
+        assert not leftover, f"cgroups left after a clean stop: {leftover}"
     finally:
         if server.proc is not None and server.proc.poll() is None:
             server.stop_and_check()
