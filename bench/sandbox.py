@@ -40,14 +40,18 @@ def summary(values: list[float]) -> dict[str, float]:
             "max": max(values), "n": len(values)}
 
 
-async def measure(backend, runtime, code: Path, work: Path, n: int, warm: int) -> dict[str, dict[str, float]]:
+async def measure(backend, runtime, code: Path, work: Path, n: int, warm: int, *, fork_server: bool = False,
+                  pace: float = 0.0) -> dict[str, dict[str, float]]:
     logs = FileLogStore(work / "logs")
-    settings = Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1")
+    settings = Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1",
+                        fork_server=fork_server)
     config = FunctionConfig(account_id="123456789012", name="bench", runtime=runtime.id, role="r",
                             handler="app.handler", code_sha256=SHA, code_size=1, last_modified="x",
                             revision_id="r", memory_size=1769)
     cold, init = [], []
     for i in range(n):
+        if pace:
+            await asyncio.sleep(pace)  # lets the stem-cell pool refill between cold starts
         env = Environment(config, runtime, backend, code, work / "envs", logs.emit, settings)
         t0 = time.perf_counter()
         await env.start()
@@ -88,19 +92,23 @@ async def main() -> None:
         code = Path(tmp) / "code"
         code.mkdir()
         (code / "app.py").write_text("def handler(event, context):\n    return None\n")
-        backends = [("process", ProcessBackend())]
+        # process: exec, no isolation; namespace: exec inside the full sandbox (the isolation tax is the
+        # difference); namespace-forked: the default, forked from a preloaded zygote via stem cells, paced
+        runs = [("process", ProcessBackend, False, 0.0)]
         ok, why = namespace.available()
         if ok:
-            backends.append(("namespace", NamespaceBackend()))
+            runs += [("namespace", NamespaceBackend, False, 0.0), ("namespace-forked", NamespaceBackend, True, 0.1)]
         else:
             print(f"namespace backend unavailable: {why}")
-        for name, backend in backends:
-            results[name] = await measure(backend, runtime, code, Path(tmp) / name, args.n, args.warm)
+        for name, make, fork_server, pace in runs:
+            backend = make()
+            results[name] = await measure(backend, runtime, code, Path(tmp) / name, args.n, args.warm,
+                                          fork_server=fork_server, pace=pace)
             closer = getattr(backend, "close", None)
             if closer:
                 closer()
     print(f"{'backend':<10} {'metric':<18} {'median':>9} {'p99':>9}")
-    for name in ("process", "namespace"):
+    for name in ("process", "namespace", "namespace-forked"):
         if name in results:
             for metric, s in results[name].items():  # type: ignore[union-attr]
                 print(f"{name:<10} {metric:<18} {s['median']:>8.2f}ms {s['p99']:>8.2f}ms")
