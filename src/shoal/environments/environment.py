@@ -29,6 +29,8 @@ from shoal.sandbox.base import SandboxBackend, SandboxProcess, SandboxSpec
 
 MAX_LINE = 256 * 1024  # one log event at most (CloudWatch's event size)
 _RUNTIME_DIR = "/var/runtime"
+MAX_EXTENSIONS = 10  # spec §3.2
+EXTENSION_SHUTDOWN_GRACE = 2.0  # seconds external extensions get after SHUTDOWN (spec §3.4)
 
 
 class EnvironmentGone(Exception):
@@ -218,6 +220,11 @@ class Environment:
                 self.init_ms = 0.0
                 return
         self.endpoint = RuntimeEndpoint()
+        extensions = discover_extensions(self.opt_dir)
+        if extensions:
+            self.endpoint.expect_extensions(
+                extensions, self.config.name, self.config.version, self.config.handler
+            )
         identity = self.backend.new_identity()
         address = self.backend.runtime_api_address()
         if address is None:
@@ -256,6 +263,7 @@ class Environment:
             spec,
             argv=self.runtime.argv(places, executable),
             env=self._environment_variables(address, task_root, runtime_dir, places),
+            extensions=tuple(f"{opt}/extensions/{name}" for name in extensions),
         )
         self.log(self._init_start_line())
         self._capture = []  # INIT's own output, replayed into the first invocation if INIT fails
@@ -301,7 +309,8 @@ class Environment:
         init_output, self._capture = self._capture or [], None
         if self.endpoint.init_error in done:
             error_type, body = self.endpoint.init_error.result()
-            error_type = fmt.platform_error_type(error_type)
+            if error_type != "Extension.InitError":
+                error_type = fmt.platform_error_type(error_type)
             self._init_output = [line for line in init_output if not line.startswith("INIT_")]
             self.log(fmt.init_report(self.init_ms, "init", "error", error_type))
             self._init_failure = (error_type, body)
@@ -421,12 +430,14 @@ class Environment:
             payload = _error_body(
                 error_type, f"RequestId: {rid} Error: Task timed out after {self.config.timeout:.2f} seconds"
             )
+            await self._shutdown_extensions("timeout")
             await self._kill()
         elif reply.kind == "exit":
             oom = self.process is not None and self.process.oom_killed()
             function_error, status = True, "error"
             error_type = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
             reason = fmt.exit_reason(reply.returncode if reply.returncode is not None else -9)
+            await self._shutdown_extensions("failure")  # where they outlive the runtime (process backend)
             self._on_output()
             self.log(fmt.runtime_exited(rid, reason))
             self.log(error_type)
@@ -489,6 +500,23 @@ class Environment:
             await self.process.exited
             self._on_output_final()
 
+    async def _shutdown_extensions(self, reason: str) -> None:
+        """SHUTDOWN to the extensions registered for it, then up to 2 s for them to exit (spec §3.4).
+        Nothing to do, and no cost, without extensions."""
+        endpoint, process = self.endpoint, self.process
+        if endpoint is None or process is None or process.returncode is not None or not endpoint.extensions:
+            return
+        endpoint.on_parked = None  # no freezing from here on
+        self._wake()
+        deadline = time.monotonic() + EXTENSION_SHUTDOWN_GRACE
+        if not endpoint.shutdown_extensions(reason, int((time.time() + EXTENSION_SHUTDOWN_GRACE) * 1000)):
+            return
+        while time.monotonic() < deadline and process.returncode is None:
+            if not process.helpers_alive():
+                break
+            await asyncio.sleep(0.02)
+        self._on_output()
+
     def _on_output_final(self) -> None:
         if self.process is not None and self.process.output_fd >= 0:
             self._on_output()
@@ -496,6 +524,7 @@ class Environment:
 
     async def shutdown(self) -> None:
         """End the environment: kill its process tree, close its endpoint, remove its scratch space."""
+        await self._shutdown_extensions("spindown")
         self.alive = False
         if self._freeze_timer is not None:
             self._freeze_timer.cancel()
@@ -506,6 +535,22 @@ class Environment:
         if self.endpoint is not None:
             self.endpoint.close()
         await asyncio.to_thread(_remove_tree, self.work_dir)
+
+
+def discover_extensions(opt_dir: Path | None) -> list[str]:
+    """The external extensions of a function: the executable files in its ``/opt/extensions`` (host side),
+    by name; at most ten (spec §3.2)."""
+    if opt_dir is None:
+        return []
+    names = []
+    try:
+        with os.scandir(opt_dir / "extensions") as it:
+            for entry in it:
+                if entry.is_file() and os.access(entry.path, os.X_OK):
+                    names.append(entry.name)
+    except OSError:
+        return []
+    return sorted(names)[:MAX_EXTENSIONS]
 
 
 def _remove_tree(path: Path) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,25 @@ MAX_RESPONSE_BYTES = 6_291_556  # spec §2.3: the response check is at 6,291,556
 MAX_ERROR_BYTES = 1_048_576
 _PREFIX = "/2018-06-01/runtime/"
 _INVOCATION_RE = re.compile(r"/2018-06-01/runtime/invocation/([^/]+)/(response|error)")
+_EXT_PREFIX = "/2020-01-01/extension/"
+EXTENSION_EVENTS = frozenset({"INVOKE", "SHUTDOWN"})
+
+
+@dataclass(slots=True)
+class Extension:
+    """An external extension that registered with the Extensions API (2020-01-01)."""
+
+    name: str
+    identifier: str
+    events: frozenset[str]
+    started: bool = False  # called event/next at least once: its INIT is done
+    conn: _Connection | None = None  # parked on event/next
+    queue: list[bytes] = field(default_factory=list)  # events not yet taken
+    exit_error: str | None = None
+
+
+def _ext_error(status: int, error_type: str, message: str) -> tuple[int, bytes]:
+    return status, _json({"errorType": error_type, "errorMessage": message})
 
 
 @dataclass(slots=True)
@@ -68,6 +88,11 @@ class RuntimeEndpoint:
         self.on_parked: Callable[[], None] | None = None  # the runtime waits on /next with nothing to do
         self._park_waiters: list[asyncio.Future[None]] = []
         self.refused = 0  # connections refused by the peer check
+        self._runtime_ready = False  # the runtime called /next once
+        self._expected: frozenset[str] = frozenset()  # the discovered external extensions (file names)
+        self._function_info = b"{}"
+        self.extensions: dict[str, Extension] = {}  # by identifier
+        self._by_name: dict[str, Extension] = {}
 
     async def listen(self, host: str = "127.0.0.1") -> str:
         loop = asyncio.get_running_loop()
@@ -99,8 +124,46 @@ class RuntimeEndpoint:
         if self._parked is not None:
             self._parked.close()
             self._parked = None
+        for ext in self._by_name.values():
+            if ext.conn is not None:
+                ext.conn.close()
+                ext.conn = None
 
     # ---- platform side --------------------------------------------------------------------------------
+
+    def expect_extensions(self, names: list[str], function_name: str, version: str, handler: str) -> None:
+        """The external extensions this environment starts: INIT also waits for each to register and call
+        ``event/next``. Set before any process can connect."""
+        self._expected = frozenset(names)
+        self._function_info = _json(
+            {"functionName": function_name, "functionVersion": version, "handler": handler}
+        )
+
+    def _check_ready(self) -> None:
+        if self.ready.done() or not self._runtime_ready:
+            return
+        if all((ext := self._by_name.get(n)) is not None and ext.started for n in self._expected):
+            self.ready.set_result(None)
+
+    def _extensions_parked(self) -> bool:
+        return all(ext.conn is not None for ext in self._by_name.values())
+
+    def _send_extension_event(self, ext: Extension, body: bytes) -> None:
+        if ext.conn is not None:
+            conn, ext.conn = ext.conn, None
+            conn.send_extension_event(body)
+        else:
+            ext.queue.append(body)
+
+    def shutdown_extensions(self, reason: str, deadline_ms: int) -> bool:
+        """Send SHUTDOWN to the extensions registered for it; whether there were any."""
+        body = _json({"eventType": "SHUTDOWN", "shutdownReason": reason, "deadlineMs": deadline_ms})
+        told = False
+        for ext in self._by_name.values():
+            if "SHUTDOWN" in ext.events:
+                self._send_extension_event(ext, body)
+                told = True
+        return told
 
     def deliver(self, event: Event) -> None:
         """Hand ``event`` to the runtime: answer the parked ``/next`` now, or the next one that comes."""
@@ -110,15 +173,28 @@ class RuntimeEndpoint:
             conn.send_event(event)
         else:
             self._queued = event
+        if self._by_name:
+            body = _json(
+                {
+                    "eventType": "INVOKE",
+                    "deadlineMs": event.deadline_ms,
+                    "requestId": event.request_id,
+                    "invokedFunctionArn": event.invoked_arn,
+                    "tracing": {"type": "X-Amzn-Trace-Id", "value": event.trace_id},
+                }
+            )
+            for ext in self._by_name.values():
+                if "INVOKE" in ext.events:
+                    self._send_extension_event(ext, body)
 
     @property
     def parked(self) -> bool:
-        """The runtime is waiting on ``/next`` (ready for an event)."""
-        return self._parked is not None
+        """The runtime waits on ``/next`` and every extension on ``event/next`` (ready for an event)."""
+        return self._parked is not None and (not self._by_name or self._extensions_parked())
 
     def until_parked(self) -> asyncio.Future[None]:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._parked is not None:
+        if self.parked:
             waiter.set_result(None)
         else:
             self._park_waiters.append(waiter)
@@ -135,8 +211,9 @@ class RuntimeEndpoint:
     # ---- runtime side ---------------------------------------------------------------------------------
 
     def on_next(self, conn: _Connection) -> None:
-        if not self.ready.done():
-            self.ready.set_result(None)
+        if not self._runtime_ready:
+            self._runtime_ready = True
+            self._check_ready()
         if self._queued is not None:
             event, self._queued = self._queued, None
             conn.send_event(event)
@@ -144,6 +221,11 @@ class RuntimeEndpoint:
         if self._parked is not None and self._parked is not conn:
             self._parked.close()
         self._parked = conn
+        self._on_park()
+
+    def _on_park(self) -> None:
+        if not self.parked:
+            return
         for waiter in self._park_waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -178,7 +260,7 @@ class RuntimeEndpoint:
         return 202, b'{"status":"OK"}'
 
     def on_init_error(self, body: bytes, error_type: str | None) -> tuple[int, bytes]:
-        if self.ready.done():
+        if self._runtime_ready:
             return 403, _json(
                 {
                     "errorType": "InvalidStateTransition",
@@ -187,6 +269,100 @@ class RuntimeEndpoint:
             )
         if not self.init_error.done():
             self.init_error.set_result((error_type or "Runtime.Unknown", body))
+        return 202, b'{"status":"OK"}'
+
+    # ---- extension side -------------------------------------------------------------------------------
+
+    def _extension_of(self, identifier: bytes | None) -> Extension | tuple[int, bytes]:
+        if not identifier:
+            return _ext_error(
+                403, "Extension.MissingExtensionIdentifier", "missing Lambda-Extension-Identifier header"
+            )
+        ext = self.extensions.get(identifier.decode("latin-1"))
+        if ext is None:
+            return _ext_error(
+                403, "Extension.UnknownExtensionIdentifier", "unknown Lambda-Extension-Identifier"
+            )
+        return ext
+
+    def on_register(self, name: bytes | None, body: bytes) -> tuple[int, bytes, list[tuple[str, str]]]:
+        def refuse(status_body: tuple[int, bytes]) -> tuple[int, bytes, list[tuple[str, str]]]:
+            return status_body[0], status_body[1], []
+
+        text = name.decode("latin-1") if name else ""
+        if not text:
+            return refuse(
+                _ext_error(403, "Extension.MissingExtensionName", "missing Lambda-Extension-Name header")
+            )
+        if self.ready.done():
+            return refuse(
+                _ext_error(403, "Extension.RegistrationClosed", "registration is closed: INIT is over")
+            )
+        if text not in self._expected:
+            return refuse(
+                _ext_error(
+                    403,
+                    "Extension.InvalidExtensionName",
+                    f"{text!r} is not the file name of an external extension in /opt/extensions",
+                )
+            )
+        if text in self._by_name:
+            return refuse(
+                _ext_error(403, "Extension.AlreadyRegistered", f"extension {text!r} is already registered")
+            )
+        try:
+            events = json.loads(body or b"{}").get("events", [])
+            if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+                raise ValueError
+        except (ValueError, AttributeError):
+            return refuse(_ext_error(400, "InvalidRequestFormat", 'the body must be {"events": [...]}'))
+        unknown = [e for e in events if e not in EXTENSION_EVENTS]
+        if unknown:
+            return refuse(
+                _ext_error(400, "Extension.InvalidEventType", f"unknown event types: {', '.join(unknown)}")
+            )
+        ext = Extension(text, str(uuid.uuid4()), frozenset(events))
+        self.extensions[ext.identifier] = ext
+        self._by_name[text] = ext
+        return (
+            200,
+            self._function_info,
+            [
+                ("Content-Type", "application/json"),
+                ("Lambda-Extension-Identifier", ext.identifier),
+            ],
+        )
+
+    def on_extension_next(self, conn: _Connection, identifier: bytes | None) -> tuple[int, bytes] | None:
+        found = self._extension_of(identifier)
+        if not isinstance(found, Extension):
+            return found
+        if not found.started:
+            found.started = True
+            self._check_ready()
+        if found.queue:
+            conn.send_extension_event(found.queue.pop(0))
+            return None
+        if found.conn is not None and found.conn is not conn:
+            found.conn.close()
+        found.conn = conn
+        conn.parked_for = found
+        self._on_park()
+        return None
+
+    def on_extension_error(
+        self, identifier: bytes | None, phase: str, error_type: str | None, body: bytes
+    ) -> tuple[int, bytes]:
+        found = self._extension_of(identifier)
+        if not isinstance(found, Extension):
+            return found
+        kind = error_type or "Extension.Unknown"
+        found.exit_error = kind
+        if phase == "init" and not self.ready.done() and not self.init_error.done():
+            message = f"RequestId: {{request_id}} Error: extension {found.name} failed to initialise: {kind}"
+            self.init_error.set_result(
+                ("Extension.InitError", _json({"errorType": "Extension.InitError", "errorMessage": message}))
+            )
         return 202, b'{"status":"OK"}'
 
 
@@ -202,6 +378,7 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_len = 0
         self._limit = MAX_RESPONSE_BYTES
+        self.parked_for: Extension | None = None  # the extension this connection waits on event/next for
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -222,6 +399,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.endpoint._parked is self:
             self.endpoint._parked = None
+        if self.parked_for is not None and self.parked_for.conn is self:
+            self.parked_for.conn = None
         self.transport = None
 
     def close(self) -> None:
@@ -257,6 +436,9 @@ class _Connection(asyncio.Protocol):
         if method == b"GET" and path == _PREFIX + "invocation/next":
             endpoint.on_next(self)
             return
+        if path.startswith(_EXT_PREFIX):
+            self._extension_request(method, path[len(_EXT_PREFIX) :])
+            return
         if method != b"POST" or not path.startswith(_PREFIX):
             self._send(404, _json({"errorType": "NotFound", "errorMessage": f"unknown path {path}"}))
             return
@@ -281,7 +463,43 @@ class _Connection(asyncio.Protocol):
             )
         self._send(status, reply)
 
+    def _extension_request(self, method: bytes, action: str) -> None:
+        endpoint = self.endpoint
+        identifier = self._headers.get(b"lambda-extension-identifier")
+        if method == b"GET" and action == "event/next":
+            answer = endpoint.on_extension_next(self, identifier)
+            if answer is not None:
+                self._send(*answer)
+            return
+        if method == b"POST" and action == "register":
+            status, body, headers = endpoint.on_register(
+                self._headers.get(b"lambda-extension-name"), b"".join(self._body)
+            )
+            self._send(status, body, headers or None)
+            return
+        if method == b"POST" and action in ("init/error", "exit/error"):
+            error_type = self._headers.get(b"lambda-extension-function-error-type")
+            self._send(
+                *endpoint.on_extension_error(
+                    identifier,
+                    action.split("/", 1)[0],
+                    error_type.decode("latin-1") if error_type else None,
+                    b"".join(self._body)[:MAX_ERROR_BYTES],
+                )
+            )
+            return
+        unknown = f"unknown path {_EXT_PREFIX}{action}"
+        self._send(404, _json({"errorType": "NotFound", "errorMessage": unknown}))
+
     # responses
+    def send_extension_event(self, body: bytes) -> None:
+        self.parked_for = None
+        self._send(
+            200,
+            body,
+            [("Content-Type", "application/json"), ("Lambda-Extension-Event-Identifier", str(uuid.uuid4()))],
+        )
+
     def send_event(self, event: Event) -> None:
         headers = [
             ("Content-Type", "application/json"),

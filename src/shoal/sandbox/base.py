@@ -29,6 +29,9 @@ class SandboxSpec:
     # (interpreter, bootstrap source): a backend with a fork-server may start the runtime from a process of
     # that interpreter which has already imported the bootstrap, instead of exec'ing ``argv``
     preload: tuple[str, str] | None = None
+    # external extensions (paths as the backend executes them): started in the sandbox before the runtime,
+    # with the runtime's environment, uid and output
+    extensions: tuple[str, ...] = ()
 
 
 class SandboxBackend(Protocol):
@@ -119,6 +122,26 @@ class SandboxProcess:
             os.killpg(self.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
+
+    def helpers_alive(self) -> bool:
+        """Whether a direct child of the runtime (an extension, or a process the runtime started) still runs:
+        what a SHUTDOWN waits on."""
+        me = str(self.pid)
+        try:
+            entries = os.listdir("/proc")
+        except OSError:
+            return False
+        for entry in entries:
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if len(fields) > 1 and fields[1].decode() == me and fields[0] != b"Z":
+                return True
+        return False
 
     def peak_memory_mb(self) -> int:
         """Peak resident memory of the runtime process, in MB (``Max Memory Used``)."""

@@ -207,6 +207,8 @@ def _child(spec: dict) -> None:  # type: ignore[type-arg]
         limit = _Rlimit(value, value)
         _check(_libc.setrlimit(resource, ctypes.byref(limit)), "setrlimit")
     os.chdir(spec["cwd"])
+    for path in spec.get("extensions", ()):
+        _start_extension(path, spec["env"])
     if spec.get("zygote"):
         _run_preloaded(spec, report)
     argv = spec["argv"]
@@ -214,6 +216,17 @@ def _child(spec: dict) -> None:  # type: ignore[type-arg]
         os.execve(argv[0], argv, spec["env"])
     except OSError as exc:  # tell the server why the runtime could not be executed
         os.write(report, f"X{exc.errno}\n".encode())
+        os._exit(127)
+
+
+def _start_extension(path: str, env: dict) -> None:  # type: ignore[type-arg]
+    """An external extension: a child of PID 1 (as the environment's uid, with the runtime's environment
+    and output), started before the runtime."""
+    if os.fork() == 0:
+        try:
+            os.execve(path, [path], env)
+        except OSError as exc:
+            os.write(2, f"shoal: extension {path} could not be started: {exc.strerror}\n".encode())
         os._exit(127)
 
 

@@ -237,6 +237,7 @@ class NamespaceBackend:
                 "zygote": spec.preload is not None,
                 "argv": spec.argv,
                 "env": spec.env,
+                "extensions": list(spec.extensions),
                 "binds": binds,
                 "tmp_mb": spec.ephemeral_mb,
                 "cwd": TASK_ROOT,

@@ -67,6 +67,10 @@ def _kill_marked(marker: bytes) -> None:
                 os.kill(int(entry.name), signal.SIGKILL)
 
 
+# $1: how many extensions follow; each is started in the background, then the shell execs the runtime
+_START_EXTENSIONS = 'n=$1; shift; while [ "$n" -gt 0 ]; do "$1" & shift; n=$((n - 1)); done; exec "$@"'
+
+
 class ProcessBackend:
     name = "process"
     isolates = False
@@ -90,7 +94,18 @@ class ProcessBackend:
         tmp = spec.work_dir / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         env = {**spec.env, "TMPDIR": str(tmp)}
-        tree = spawn(spec.argv, env, str(spec.code_dir), spec.work_dir, cls=_ProcessTree)
+        argv = spec.argv
+        if spec.extensions:  # started first, by a shell that then becomes the runtime: one session
+            argv = [
+                "/bin/sh",
+                "-c",
+                _START_EXTENSIONS,
+                "sh",
+                str(len(spec.extensions)),
+                *spec.extensions,
+                *argv,
+            ]
+        tree = spawn(argv, env, str(spec.code_dir), spec.work_dir, cls=_ProcessTree)
         _apply_rlimits(tree.pid, spec)
         api = spec.env.get("AWS_LAMBDA_RUNTIME_API")
         tree.marker = f"AWS_LAMBDA_RUNTIME_API={api}".encode() if api else b""
