@@ -14,22 +14,22 @@ namespace Shoal.Lambda
     {
         internal const int EINTR = 4;
 
-        [DllImport("libc", SetLastError = true)]
+        [DllImport("libc.so.6", SetLastError = true)]
         internal static extern int socket(int domain, int type, int protocol);
 
-        [DllImport("libc", SetLastError = true)]
+        [DllImport("libc.so.6", SetLastError = true)]
         internal static extern int connect(int fd, byte[] address, int length);
 
-        [DllImport("libc", SetLastError = true)]
+        [DllImport("libc.so.6", SetLastError = true)]
         internal static extern unsafe IntPtr read(int fd, byte* buffer, IntPtr count);
 
-        [DllImport("libc", SetLastError = true)]
+        [DllImport("libc.so.6", SetLastError = true)]
         internal static extern unsafe IntPtr write(int fd, byte* buffer, IntPtr count);
 
-        [DllImport("libc", SetLastError = true)]
+        [DllImport("libc.so.6", SetLastError = true)]
         internal static extern int close(int fd);
 
-        [DllImport("libc", SetLastError = true)]
+        [DllImport("libc.so.6", SetLastError = true)]
         internal static extern int setsockopt(int fd, int level, int name, ref int value, int length);
     }
 
