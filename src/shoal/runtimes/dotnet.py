@@ -288,6 +288,7 @@ def _aot(mono: Mono, staging: Path) -> list[str]:
 def build(mono: Mono, root: Path | None = None) -> Path:
     """The built runtime directory for ``mono`` (building it first when the cache has none)."""
     root = root or cache_root()
+    root.mkdir(parents=True, exist_ok=True)
     key = _build_key(mono)
     final = root / f"dotnet-{key}"
     if (final / ".complete").exists():

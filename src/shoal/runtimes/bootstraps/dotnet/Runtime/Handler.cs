@@ -104,6 +104,8 @@ namespace Shoal.Lambda
                 var engine = _serializer.GetType() == typeof(DefaultLambdaJsonSerializer) ? JsonEngine.Default : null;
                 var sample = JsonReader.Parse("{\"a\":[1,2.5,\"x\",true,null],\"b\":{\"c\":\"\\u00e9\\n\"}}");
                 JsonEngine.Default.Serialize(JsonEngine.Natural(sample));
+                if (LogSink.Instance != null)
+                    LogSink.Instance.Prime();
                 Prepare(_method);
                 var seen = new Dictionary<Type, bool>();
                 if (_inputType != null && !_rawInput)

@@ -75,6 +75,22 @@ namespace Shoal.Lambda
             int number = LevelOf(level);
             if (number >= 0 && number < _minimum)
                 return;
+            string line = Format(number, level, exception, message, args);
+            lock (Lock)
+            {
+                target.Write(line + "\n");
+            }
+        }
+
+        /// <summary>Formats a record without writing it: done once during INIT, so that the first invocation
+        /// (which runs under the function's CPU limit) does not pay for compiling this path.</summary>
+        internal void Prime()
+        {
+            Format(2, "Information", null, "{0}", new object[] { 1 });
+        }
+
+        private string Format(int number, string level, Exception exception, string message, object[] args)
+        {
             if (args != null && args.Length > 0)
                 message = MessageTemplate.Format(message, args);
             string line;
@@ -101,11 +117,7 @@ namespace Shoal.Lambda
                     line = sb.ToString();
                 }
             }
-            line = line.Replace("\r\n", "\r").Replace('\n', '\r');
-            lock (Lock)
-            {
-                target.Write(line + "\n");
-            }
+            return line.Replace("\r\n", "\r").Replace('\n', '\r');
         }
 
         private static string Timestamp()
