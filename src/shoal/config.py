@@ -270,7 +270,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             metavar=s.metavar,
             type=s.parse,
             default=None,
-            help=f"{s.help} [env {s.env_var}; default {_show(s.default)}]",
+            help=f"{s.help} [env {s.env_var}; default {_show(s.default)}]".replace("%", "%%"),
         )
 
 

@@ -43,3 +43,14 @@ def test_mapping_setting_parses():
 def test_bad_values_name_the_setting(env, fragment):
     with pytest.raises(ConfigError, match=fragment):
         Config.load(environ=env)
+
+
+def test_server_help_renders():
+    import argparse
+
+    from shoal.config import add_arguments
+
+    parser = argparse.ArgumentParser(prog="shoal server")
+    add_arguments(parser)
+    text = " ".join(parser.format_help().split())
+    assert "--host-memory-mb" in text and "80% of the host" in text
