@@ -174,7 +174,36 @@ namespace Example
             return "late";
         }
 
+        public string Several()
+        {
+            var one = new InvalidOperationException("one");
+            throw new AggregateException("several", one, new ArgumentException("two"));
+        }
+
         public string Exit() { Console.Write("bye without a newline"); Environment.Exit(3); return null; }
+    }
+
+    public class ShoutingSerializer : ILambdaSerializer
+    {
+        public T Deserialize<T>(Stream requestStream)
+        {
+            return (T)(object)("custom:" + new StreamReader(requestStream).ReadToEnd());
+        }
+
+        public void Serialize<T>(T response, Stream responseStream)
+        {
+            var bytes = Encoding.UTF8.GetBytes(response.ToString().ToUpperInvariant());
+            responseStream.Write(bytes, 0, bytes.Length);
+        }
+    }
+
+    public class Custom
+    {
+        [LambdaSerializer(typeof(ShoutingSerializer))]
+        public string Handle(string s) { return s + "!"; }
+
+        [LambdaSerializer(typeof(Amazon.Lambda.Serialization.SystemTextJson.CamelCaseLambdaJsonSerializer))]
+        public Item Camel(Item item) { item.Qty++; return item; }
     }
 
     public class BadCtor
@@ -444,6 +473,8 @@ def test_poco_in_and_out(make_env):
         ("Fn::Example.Simple::Anonymous", b"{}", b'{"Name":"anon","Values":[1.5,2]}'),
         ("Fn::Example.UsesLib::Handle", b'"dependency"', b'"DEPENDENCY!"'),
         ("Fn::Example.Simple::System.String Upper(System.String)", b'"by signature"', b'"BY SIGNATURE"'),
+        ("Fn::Example.Custom::Handle", b"raw text", b"CUSTOM:RAW TEXT!"),  # the method's LambdaSerializer
+        ("Fn::Example.Custom::Camel", b'{"sku": "a", "qty": 1}', b'{"sku":"a","qty":2}'),
     ],
 )
 def test_handler_shapes(make_env, handler, payload, expected):
@@ -513,6 +544,16 @@ def test_exception_with_a_cause(make_env):
     assert body["cause"]["errorType"] == "FormatException"
     assert any(frame.startswith("at Example.Errors.Wrapped()") for frame in body["stackTrace"])
     assert '"cause":   {\n' in out.payload.decode()  # AWS's writer indents the nested object so
+
+
+def test_aggregate_exception_has_causes(make_env):
+    env = make_env(handler="Fn::Example.Errors::Several")
+    (out,) = invoke_all(env, invocation("g"))
+    body = json.loads(out.payload)
+    assert body["errorType"] == "AggregateException"
+    assert body["cause"]["errorType"] == "InvalidOperationException"
+    assert [c["errorType"] for c in body["causes"]] == ["InvalidOperationException", "ArgumentException"]
+    assert [c["errorMessage"] for c in body["causes"]] == ["one", "two"]
 
 
 def test_async_exception(make_env):
