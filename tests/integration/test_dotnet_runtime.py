@@ -35,9 +35,36 @@ using Amazon.Lambda.Core;
 
 [assembly: LambdaSerializer(typeof(Amazon.Lambda.Serialization.SystemTextJson.DefaultLambdaJsonSerializer))]
 
+namespace System.Text.Json.Serialization
+{
+    // as System.Text.Json declares them (a function compiled against that package has these)
+    [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
+    public sealed class JsonPropertyNameAttribute : Attribute
+    {
+        public JsonPropertyNameAttribute(string name) { Name = name; }
+        public string Name { get; private set; }
+    }
+
+    [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
+    public sealed class JsonIgnoreAttribute : Attribute
+    {
+    }
+}
+
 namespace Example
 {
+    using System.Text.Json.Serialization;
+
     public enum Size { Small, Large }
+
+    public class Renamed
+    {
+        [JsonPropertyName("first_name")]
+        public string First { get; set; }
+        [JsonIgnore]
+        public string Secret { get; set; }
+        public DateTime At { get; set; }
+    }
 
     public class Item
     {
@@ -67,6 +94,8 @@ namespace Example
     public class Orders
     {
         public Order Handle(Order order, ILambdaContext context) { return order; }
+
+        public Renamed Rename(Renamed r) { r.Secret = "not written"; return r; }
     }
 
     public class Ctx
@@ -474,6 +503,11 @@ def test_poco_in_and_out(make_env):
         ("Fn::Example.UsesLib::Handle", b'"dependency"', b'"DEPENDENCY!"'),
         ("Fn::Example.Simple::System.String Upper(System.String)", b'"by signature"', b'"BY SIGNATURE"'),
         ("Fn::Example.Custom::Handle", b"raw text", b"CUSTOM:RAW TEXT!"),  # the method's LambdaSerializer
+        (
+            "Fn::Example.Orders::Rename",
+            b'{"first_name": "Ann", "secret": "in", "at": 86400}',  # a number is seconds since the epoch
+            b'{"first_name":"Ann","At":"1970-01-02T00:00:00Z"}',
+        ),
         ("Fn::Example.Custom::Camel", b'{"sku": "a", "qty": 1}', b'{"sku":"a","qty":2}'),
     ],
 )
@@ -574,6 +608,17 @@ def test_bad_input_is_a_serializer_error(make_env):
         "The JSON value could not be converted to System.Int32. Path: $.count"
     )
     assert body["cause"]["errorType"] == "JsonException"
+
+
+def test_a_string_handler_needs_a_json_string(make_env):
+    env = make_env(handler="Fn::Example.Simple::Upper")
+    (out,) = invoke_all(env, invocation("q", b'{"not": "a string"}'))
+    body = json.loads(out.payload)
+    assert body["errorType"] == "JsonSerializerException"
+    assert body["errorMessage"].startswith(
+        "Error converting the Lambda event JSON payload to a string. JSON strings must be quoted, for "
+        'example "Hello World" in order to be converted to a string: '
+    )
 
 
 def test_timeout(make_env):
@@ -693,7 +738,7 @@ def test_overloads_need_a_signature(make_env):
 
 def test_runtime_ids_and_build(dotnet_runtime):
     found = dotnet.DotnetFamily().discover({})
-    assert set(found) == {"dotnet8", "dotnet6"}
+    assert set(found) == {"dotnet8", "dotnet10", "dotnet6"}
     assert found["dotnet8"].bootstrap_dir == dotnet_runtime.bootstrap_dir  # built once, reused
     names = {p.name for p in dotnet_runtime.bootstrap_dir.iterdir()}
     assert {

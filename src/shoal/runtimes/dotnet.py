@@ -1,4 +1,4 @@
-"""The .NET runtime family: ``dotnet8`` (and ``dotnet6``) on the Mono this host has.
+"""The .NET runtime family: ``dotnet8`` (and ``dotnet10``, ``dotnet6``) on the Mono this host has.
 
 AWS runs .NET functions on Microsoft's .NET runtime; Debian offers Mono (``mono-mcs``: the ``mono`` VM, its
 class libraries and the ``mcs`` C# compiler). Each id maps to the installed Mono — the real ``mono-sgen``
@@ -43,7 +43,7 @@ from shoal.runtimes.registry import Runtime
 log = logging.getLogger(__name__)
 
 SOURCES = Path(__file__).parent / "bootstraps" / "dotnet"
-SUPPORTED = ("dotnet8", "dotnet6")
+SUPPORTED = ("dotnet8", "dotnet10", "dotnet6")
 _BUILD_SCHEMA = "1"
 _BUILD_TIMEOUT = 300
 _VERSION_RE = re.compile(r"Mono JIT compiler version (\d+(?:\.\d+)+)")

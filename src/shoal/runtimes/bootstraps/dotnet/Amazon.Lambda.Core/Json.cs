@@ -507,6 +507,8 @@ namespace Amazon.Lambda.Core.Internal
                 }
                 if (type == typeof(DateTime))
                 {
+                    if (num != null) // seconds since the epoch, as AWS's DateTimeConverter reads them
+                        return new DateTime(1970, 1, 1, 0, 0, 0, DateTimeKind.Utc).AddSeconds(double.Parse(num.Raw, NumberStyles.Float, CultureInfo.InvariantCulture));
                     if (str == null)
                         throw Mismatch(type, path);
                     return DateTime.Parse(str, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
@@ -836,6 +838,10 @@ namespace Amazon.Lambda.Core.Internal
             if (name != null)
                 return name;
             name = member.Name;
+            if (name == "XAmzId2")
+                return "x-amz-id-2"; // AWS's naming policy maps these two S3 event names
+            if (name == "XAmzRequestId")
+                return "x-amz-request-id";
             if (CamelCase && name.Length > 0 && char.IsUpper(name[0]))
                 name = char.ToLowerInvariant(name[0]) + name.Substring(1);
             return name;

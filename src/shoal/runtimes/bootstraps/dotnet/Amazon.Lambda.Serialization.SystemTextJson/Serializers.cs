@@ -37,6 +37,8 @@ namespace Amazon.Lambda.Serialization.SystemTextJson
             }
             catch (Exception e)
             {
+                if (typeof(T) == typeof(string))
+                    throw new JsonSerializerException("Error converting the Lambda event JSON payload to a string. JSON strings must be quoted, for example \"Hello World\" in order to be converted to a string: " + e.Message, e);
                 throw new JsonSerializerException("Error converting the Lambda event JSON payload to type " + typeof(T).FullName + ": " + e.Message, e);
             }
         }
