@@ -31,36 +31,39 @@ namespace Shoal.Lambda
                 sink.Err.WriteLine("AWS_LAMBDA_RUNTIME_API is not set: this program runs inside a Lambda execution environment");
                 return 2;
             }
-            var client = new RuntimeApiClient(api);
-            _taskRoot = Environment.GetEnvironmentVariable("LAMBDA_TASK_ROOT") ?? Directory.GetCurrentDirectory();
-            AppDomain.CurrentDomain.AssemblyResolve += Resolve;
-
-            Handler handler;
             try
             {
-                handler = Handler.Load(Environment.GetEnvironmentVariable("_HANDLER"), _taskRoot);
+                var client = new RuntimeApiClient(api);
+                _taskRoot = Environment.GetEnvironmentVariable("LAMBDA_TASK_ROOT") ?? Directory.GetCurrentDirectory();
+                AppDomain.CurrentDomain.AssemblyResolve += Resolve;
+                Handler handler;
+                try
+                {
+                    handler = Handler.Load(Environment.GetEnvironmentVariable("_HANDLER"), _taskRoot);
+                }
+                catch (Exception e)
+                {
+                    Console.Error.WriteLine(Errors.ToText(e));
+                    client.PostError(null, null, Encoding.UTF8.GetBytes(Errors.ToJson(e)));
+                    return 1;
+                }
+                Loop(client, handler);
             }
-            catch (Exception e)
+            catch (RuntimeApiException e)
             {
-                Console.Error.WriteLine(Errors.ToText(e));
-                client.PostError(null, null, Encoding.UTF8.GetBytes(Errors.ToJson(e)));
-                return 1;
+                sink.Err.WriteLine(e.Message); // the platform is gone or refuses: end, as AWS's runtime does
             }
+            return 1;
+        }
 
+        private static void Loop(RuntimeApiClient client, Handler handler)
+        {
             var env = new FunctionEnvironment();
             while (true)
             {
-                ApiResponse next;
-                try
-                {
-                    next = client.Next();
-                }
-                catch (InvalidOperationException e)
-                {
-                    sink.Err.WriteLine(e.Message); // the platform is gone or refuses: end, as AWS's runtime does
-                    return 1;
-                }
+                var next = client.Next();
                 var context = new LambdaContext(env, next);
+                var sink = LogSink.Instance;
                 sink.RequestId = context.AwsRequestId ?? "";
                 sink.TraceId = context.TraceId;
                 if (context.TraceId != null)

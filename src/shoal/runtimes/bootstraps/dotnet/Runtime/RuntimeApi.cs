@@ -33,6 +33,14 @@ namespace Shoal.Lambda
         internal static extern int setsockopt(int fd, int level, int name, ref int value, int length);
     }
 
+    /// <summary>The Runtime API cannot be reached or refuses a call.</summary>
+    internal sealed class RuntimeApiException : Exception
+    {
+        internal RuntimeApiException(string message) : base(message)
+        {
+        }
+    }
+
     internal sealed class ApiResponse
     {
         internal int Status;
@@ -61,7 +69,7 @@ namespace Shoal.Lambda
             _host = hostPort;
             int colon = hostPort.LastIndexOf(':');
             if (colon <= 0)
-                throw new InvalidOperationException("AWS_LAMBDA_RUNTIME_API is not host:port: " + hostPort);
+                throw new RuntimeApiException("AWS_LAMBDA_RUNTIME_API is not host:port: " + hostPort);
             string host = hostPort.Substring(0, colon).Trim('[', ']');
             int port = int.Parse(hostPort.Substring(colon + 1), CultureInfo.InvariantCulture);
             if (host == "localhost")
@@ -81,7 +89,7 @@ namespace Shoal.Lambda
                 _address[0] = 2;
                 var parts = host.Split('.');
                 if (parts.Length != 4)
-                    throw new InvalidOperationException("AWS_LAMBDA_RUNTIME_API host is not an IPv4 address: " + host);
+                    throw new RuntimeApiException("AWS_LAMBDA_RUNTIME_API host is not an IPv4 address: " + host);
                 for (int i = 0; i < 4; i++)
                     _address[4 + i] = byte.Parse(parts[i], CultureInfo.InvariantCulture);
             }
@@ -115,7 +123,7 @@ namespace Shoal.Lambda
         {
             _fd = Libc.socket(_family, 1 /* SOCK_STREAM */ | 0x80000 /* SOCK_CLOEXEC */, 0);
             if (_fd < 0)
-                throw new InvalidOperationException("socket() failed: errno " + Marshal.GetLastWin32Error());
+                throw new RuntimeApiException("socket() failed: errno " + Marshal.GetLastWin32Error());
             int one = 1;
             Libc.setsockopt(_fd, 6 /* IPPROTO_TCP */, 1 /* TCP_NODELAY */, ref one, 4);
             while (Libc.connect(_fd, _address, _address.Length) != 0)
@@ -125,7 +133,7 @@ namespace Shoal.Lambda
                     continue;
                 Libc.close(_fd);
                 _fd = -1;
-                throw new InvalidOperationException("cannot connect to the Runtime API at " + _host + ": errno " + errno);
+                throw new RuntimeApiException("cannot connect to the Runtime API at " + _host + ": errno " + errno);
             }
             _start = _end = 0;
         }
@@ -150,7 +158,7 @@ namespace Shoal.Lambda
                         int errno = Marshal.GetLastWin32Error();
                         if (errno == Libc.EINTR)
                             continue;
-                        throw new InvalidOperationException("write to the Runtime API failed: errno " + errno);
+                        throw new RuntimeApiException("write to the Runtime API failed: errno " + errno);
                     }
                     offset += (int)n;
                 }
@@ -203,7 +211,7 @@ namespace Shoal.Lambda
                     }
                 }
                 if (!Fill())
-                    throw new InvalidOperationException("the Runtime API closed the connection");
+                    throw new RuntimeApiException("the Runtime API closed the connection");
             }
         }
 
@@ -214,7 +222,7 @@ namespace Shoal.Lambda
             while (have < length)
             {
                 if (_start == _end && !Fill())
-                    throw new InvalidOperationException("the Runtime API closed the connection mid-body");
+                    throw new RuntimeApiException("the Runtime API closed the connection mid-body");
                 int take = Math.Min(length - have, _end - _start);
                 Buffer.BlockCopy(_buffer, _start, body, have, take);
                 _start += take;
@@ -261,7 +269,7 @@ namespace Shoal.Lambda
                     }
                     return ReadResponse();
                 }
-                catch (InvalidOperationException)
+                catch (RuntimeApiException)
                 {
                     Disconnect();
                     if (attempt > 0)
@@ -276,7 +284,7 @@ namespace Shoal.Lambda
             string status = ReadLine();
             var parts = status.Split(' ');
             if (parts.Length < 2 || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out response.Status))
-                throw new InvalidOperationException("bad status line from the Runtime API: " + status);
+                throw new RuntimeApiException("bad status line from the Runtime API: " + status);
             int length = 0;
             bool chunked = false, close = false;
             while (true)
@@ -333,7 +341,7 @@ namespace Shoal.Lambda
                 var response = Exchange("GET", "invocation/next", null, null, 0);
                 if (response.Status == 200)
                     return response;
-                throw new InvalidOperationException("the Runtime API answered /next with HTTP " + response.Status
+                throw new RuntimeApiException("the Runtime API answered /next with HTTP " + response.Status
                     + ": " + Encoding.UTF8.GetString(response.Body));
             }
         }
