@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 import socket
+import struct
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -540,11 +541,52 @@ def _hex_endpoint(address: tuple[str, int]) -> str:
     return f"{int.from_bytes(packed, 'little'):08X}:{address[1]:04X}"
 
 
-def socket_owner(peer: tuple[str, int], local: tuple[str, int]) -> int | None:
-    """The uid owning the client socket ``peer`` connected to our ``local`` address, from /proc/net/tcp.
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLM_F_REQUEST = 1
+_NLMSG_ERROR = 2
 
-    Read once per Runtime API connection (runtimes keep one keep-alive connection), never per invocation.
+
+def _diag_uid(peer: tuple[str, int], local: tuple[str, int]) -> int | None:
+    """The owner of the TCP socket ``peer`` → ``local``, asked of the kernel by netlink ``sock_diag``: one
+    exact lookup (~5 µs), whatever the number of sockets on the host."""
+    sockid = struct.pack(
+        "!HH16s16sI8s",
+        peer[1],
+        local[1],
+        socket.inet_aton(peer[0]).ljust(16, b"\0"),
+        socket.inet_aton(local[0]).ljust(16, b"\0"),
+        0,
+        b"\xff" * 8,  # any interface; INET_DIAG_NOCOOKIE
+    )
+    request = struct.pack("=BBBxI", socket.AF_INET, socket.IPPROTO_TCP, 0, 0xFFFFFFFF) + sockid
+    header = struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 1, 0)
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as nl:
+        nl.settimeout(1.0)
+        nl.sendto(header + request, (0, 0))
+        reply = nl.recv(8192)
+    if len(reply) < 16:
+        return None
+    _, kind, _, _, _ = struct.unpack_from("=IHHII", reply)
+    if kind != SOCK_DIAG_BY_FAMILY or len(reply) < 16 + 72:
+        return None
+    # inet_diag_msg: family, state, timer, retrans (4), sockid (48), expires, rqueue, wqueue, uid, inode
+    (uid,) = struct.unpack_from("=I", reply, 16 + 4 + 48 + 12)
+    return int(uid)
+
+
+def socket_owner(peer: tuple[str, int], local: tuple[str, int]) -> int | None:
+    """The uid owning the client socket ``peer`` connected to our ``local`` address.
+
+    Asked once per Runtime API connection (runtimes keep one keep-alive connection), never per invocation:
+    by netlink sock_diag, or, where that is unavailable, by scanning /proc/net/tcp.
     """
+    try:
+        uid = _diag_uid(peer, local)
+        if uid is not None:
+            return uid
+    except OSError:
+        pass
     want_local, want_remote = _hex_endpoint(peer), _hex_endpoint(local)
     try:
         with open("/proc/net/tcp") as fh:
