@@ -388,21 +388,11 @@ def _dotnet_registered() -> bool:
 
 def test_dotnet_hello(lambda_client: Any, cleanup_names: set[str], tmp_path: Path) -> None:
     blueprint = bp.get("dotnet-hello")
-    if not _dotnet_registered():
-        pytest.skip(f"no dotnet8 runtime registered on this host: install {blueprint.install}")
-    if shutil.which("dotnet") is None:
-        pytest.skip("no dotnet CLI to build the blueprint: apt-get install -y dotnet-sdk-8.0")
+    if not _dotnet_registered() or shutil.which("mcs") is None:
+        pytest.skip(f"no dotnet8 runtime on this host: install {blueprint.install}")
     bp.write(blueprint, tmp_path)
     result = bp.build(blueprint, tmp_path)
-    assert result is not None and not result.built
-    done = subprocess.run(
-        result.command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
-    )
-    if done.returncode != 0 and any(
-        code in done.stdout + done.stderr for code in ("NU1101", "NU1301", "NU1102")
-    ):
-        pytest.skip("dotnet publish cannot fetch Amazon.Lambda.Core from NuGet (offline host)")
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert result is not None and result.built, result
     assert (tmp_path / "publish" / "HelloWorld.dll").is_file()
     function = deploy_with_boto3(lambda_client, cleanup_names, blueprint, tmp_path)
     out, _ = invoke_sample(lambda_client, function, tmp_path)

@@ -118,10 +118,10 @@ def test_handler_files_exist() -> None:
             assert blueprint.package == bp.JAVA_BUILD_DIR and blueprint.build == "javac"
         elif blueprint.family == "dotnet":
             assembly, cls, method = blueprint.handler.split("::")
-            assert f"{assembly}.csproj" in files
+            assert "Function.cs" in files and assembly == "HelloWorld"
             assert f"public class {cls.rsplit('.', 1)[1]}" in blueprint.read("Function.cs").decode()
             assert f" {method}(" in blueprint.read("Function.cs").decode()
-            assert blueprint.package == "publish" and blueprint.build == "dotnet"
+            assert blueprint.package == "publish" and blueprint.build == "mcs"
         else:
             assert blueprint.family == "provided"
             assert "bootstrap" in files and "bootstrap" in blueprint.executable
@@ -318,9 +318,10 @@ def test_nothing_to_build_and_dotnet(tmp_path: Path) -> None:
     blueprint, target = written("python-hello", tmp_path)
     assert bp.build(blueprint, target) is None
     dotnet, target = written("dotnet-hello", tmp_path)
-    result = bp.build(dotnet, target)
+    result = bp.build(dotnet, target, run=False)  # the command to run by hand
     assert result is not None and not result.built
-    assert result.command == ["dotnet", "publish", "-c", "Release", "-o", "publish"]
+    assert result.command[:4] == ["mcs", "-langversion:7", "-target:library", "-out:publish/HelloWorld.dll"]
+    assert result.command[-1] == "Function.cs"
 
 
 # ---- the CLI -----------------------------------------------------------------------------------------------

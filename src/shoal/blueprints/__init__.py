@@ -11,7 +11,7 @@ Each blueprint is a directory ``templates/<name>/`` shipped as package data: the
       "package": ".",                               # what to deploy, relative to the written directory
       "memory": 512, "timeout": 10,                 # optional: --memory / --timeout for `shoal deploy`
       "executable": ["bootstrap"],                  # optional: files written with mode 0755
-      "build": "javac" | "dotnet",                  # optional: how the package is built from the sources
+      "build": "javac" | "mcs",                  # optional: how the package is built from the sources
       "install": "what a host needs for the runtime"
     }
 
@@ -39,7 +39,7 @@ MANIFEST = "blueprint.json"
 TEMPLATES = "templates"
 SKIPPED = {"__pycache__", ".DS_Store", MANIFEST}
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
-BUILDS = ("javac", "dotnet")
+BUILDS = ("javac", "mcs")
 JAVA_RELEASE = 17
 JAVA_BUILD_DIR = "build"
 JAVA_SOURCES = "src/main/java"
@@ -335,8 +335,18 @@ def javac_command(target: Path, javac: str | Path = "javac") -> list[str]:
     ]  # fmt: skip
 
 
-def dotnet_command() -> list[str]:
-    return ["dotnet", "publish", "-c", "Release", "-o", "publish"]
+def mcs_command(mcs: str = "mcs", references: list[Path] | None = None) -> list[str]:
+    """The mcs run that builds the C# blueprint into publish/, against the API assemblies Shoal's .NET
+    runtime provides (docs/runtimes/dotnet.md)."""
+    refs = [f"-r:{path}" for path in references or []] or ["-r:Amazon.Lambda.Core.dll"]
+    return [mcs, "-langversion:7", "-target:library", "-out:publish/HelloWorld.dll", *refs, "Function.cs"]
+
+
+def _dotnet_api_assemblies() -> list[Path] | None:
+    from shoal.runtimes import dotnet
+
+    runtime = dotnet.FAMILY.discover({}).get("dotnet8")
+    return None if runtime is None else dotnet.api_assemblies(runtime)
 
 
 def build(blueprint: Blueprint, target: Path, *, run: bool = True) -> BuildResult | None:
@@ -365,7 +375,22 @@ def build(blueprint: Blueprint, target: Path, *, run: bool = True) -> BuildResul
             detail = (done.stderr or done.stdout).strip()[-2000:]
             raise BlueprintError(f"javac failed ({done.returncode}): {detail}")
         return BuildResult(True, command, f"compiled with {javac} into {out_dir}")
-    if blueprint.build == "dotnet":
-        why = "build it with the .NET 8 SDK (dotnet publish fetches Amazon.Lambda.Core from NuGet)"
-        return BuildResult(False, dotnet_command(), why)
+    if blueprint.build == "mcs":
+        mcs = shutil.which("mcs") if run else None
+        references = _dotnet_api_assemblies() if mcs else None
+        if mcs is None or references is None:
+            why = "not asked to" if not run else "no mcs or no dotnet8 runtime on this host"
+            if run and blueprint.install:
+                why += f"; install {blueprint.install}"
+            return BuildResult(False, mcs_command(references=references), why)
+        command = mcs_command(mcs, references)
+        (target / "publish").mkdir(exist_ok=True)
+        done = subprocess.run(
+            command, cwd=target, capture_output=True, text=True, timeout=JAVAC_TIMEOUT, check=False
+        )
+        if done.returncode != 0:
+            raise BlueprintError(
+                f"mcs failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-2000:]}"
+            )
+        return BuildResult(True, command, f"compiled with {mcs} into {target / 'publish'}")
     return None
