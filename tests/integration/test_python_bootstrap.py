@@ -565,7 +565,7 @@ def test_sys_path_and_lean_start(start: Callable[..., Runtime]) -> None:
     version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
     path = got["path"]
     assert path[:3] == [str(rt.task_root), f"/opt/python/lib/{version}/site-packages", "/opt/python"]
-    assert path[-1] == os.path.join(sys.prefix, "lib", version, "site-packages")
+    assert path[-1] == os.path.join(sys.base_prefix, "lib", version, "site-packages")  # -I -S: no venv
     assert str(BOOTSTRAP.parent) not in path
     assert any(p.endswith(f"lib/{version}") for p in path[3:-1]), "the interpreter's stdlib stays importable"
     heavy = {
