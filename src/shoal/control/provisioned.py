@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from shoal.control.functions import FunctionService
 from shoal.control.validation import Problems
 from shoal.core.arns import LATEST, FunctionRef, function_arn
 from shoal.core.errors import ApiError, InvalidParameterValueException, ResourceConflictException
 from shoal.core.types import FunctionConfig, State
-from shoal.environments.pool import EnvironmentPool
+
+
+class ProvisionedCapacity(Protocol):
+    """What provisioned concurrency needs from the node's environments (the environment pool provides it)."""
+
+    def set_provisioned(self, config: FunctionConfig, count: int) -> None: ...
+
+    def provisioned_status(self, config: FunctionConfig) -> tuple[int, int, str | None]: ...
 
 
 class ProvisionedConcurrencyConfigNotFoundException(ApiError):
@@ -24,7 +31,7 @@ def _timestamp(epoch: float) -> str:
 
 
 class ProvisionedService:
-    def __init__(self, functions: FunctionService, pool: EnvironmentPool, account_limit: int) -> None:
+    def __init__(self, functions: FunctionService, pool: ProvisionedCapacity, account_limit: int) -> None:
         self.functions = functions
         self.catalog = functions.catalog
         self.pool = pool
