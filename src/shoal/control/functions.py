@@ -42,7 +42,7 @@ log = logging.getLogger("shoal.control")
 
 LIST_PAGE = 50
 ACCOUNT_CONCURRENCY = 1000
-ZIP_LIMIT = 52_428_800
+ZIP_LIMIT = v.ZIP_LIMIT
 
 
 class CodeStoreLike(Protocol):
@@ -480,23 +480,9 @@ class FunctionService:
             raise NotImplementedException(
                 "Code from S3 or a container image is not supported by Shoal yet; send Code.ZipFile."
             )
-        data = code.get("ZipFile")
-        if not data:
-            raise InvalidParameterValueException("Please provide a source for function code.")
-        if not isinstance(data, str):
-            raise InvalidParameterValueException("Code.ZipFile must be base64-encoded bytes.")
-        try:
-            raw = base64.b64decode(data, validate=True)
-        except (ValueError, binascii.Error):
-            raise InvalidParameterValueException(
-                "Could not unzip uploaded file. Please check your file, then try to upload again."
-            ) from None
-        if len(raw) > ZIP_LIMIT:
-            raise InvalidParameterValueException(
-                f"Zipped size must be smaller than {ZIP_LIMIT} bytes for direct upload; this package is "
-                f"{len(raw)} bytes."
-            )
-        return raw
+        return v.decode_zip_file(
+            code.get("ZipFile"), "Code.ZipFile", "Please provide a source for function code."
+        )
 
     async def _resolve_layers(
         self, account_id: str, arns: object, already: set[str] | None = None

@@ -48,7 +48,6 @@ from shoal.store.packages import MAX_UNZIPPED, PackageInfo
 
 MAX_LAYERS = 5
 LIST_PAGE = 50
-ZIP_LIMIT = 52_428_800  # Content.ZipFile, as Code.ZipFile (spec §11)
 ARCHITECTURES = ("x86_64", "arm64")
 POLICY_ACTION = "lambda:GetLayerVersion"
 
@@ -364,23 +363,7 @@ class LayerService:
                 "Layer content from S3 (Content.S3Bucket, Content.S3Key) is not supported by Shoal yet; "
                 "send Content.ZipFile."
             )
-        data = content.get("ZipFile")
-        if not data:
-            raise InvalidParameterValueException("Missing Content")
-        if not isinstance(data, str):
-            raise InvalidParameterValueException("Content.ZipFile must be base64-encoded bytes.")
-        try:
-            raw = base64.b64decode(data, validate=True)
-        except (ValueError, binascii.Error):
-            raise InvalidParameterValueException(
-                "Could not unzip uploaded file. Please check your file, then try to upload again."
-            ) from None
-        if len(raw) > ZIP_LIMIT:
-            raise InvalidParameterValueException(
-                f"Zipped size must be smaller than {ZIP_LIMIT} bytes for direct upload; this package is "
-                f"{len(raw)} bytes."
-            )
-        return raw
+        return v.decode_zip_file(content.get("ZipFile"), "Content.ZipFile", "Missing Content")
 
     def _forget_zip(self, sha256_hex: str) -> None:
         """After a refused publish: remove the stored zip unless a layer or a function holds it."""

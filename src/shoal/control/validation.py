@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Mapping
@@ -207,3 +209,26 @@ def check_environment(p: Problems, environment: object) -> dict[str, str] | None
             f"have provided exceeded the 4KB limit. String measured: {measured}"
         )
     return dict(variables)
+
+
+ZIP_LIMIT = 52_428_800  # a ZipFile uploaded directly (spec §11: 50 MB zipped)
+
+
+def decode_zip_file(data: object, member: str, missing: str) -> bytes:
+    """A ``ZipFile`` member (base64 in the JSON body) as bytes, or the error AWS gives for it."""
+    if not data:
+        raise InvalidParameterValueException(missing)
+    if not isinstance(data, str):
+        raise InvalidParameterValueException(f"{member} must be base64-encoded bytes.")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (ValueError, binascii.Error):
+        raise InvalidParameterValueException(
+            "Could not unzip uploaded file. Please check your file, then try to upload again."
+        ) from None
+    if len(raw) > ZIP_LIMIT:
+        raise InvalidParameterValueException(
+            f"Zipped size must be smaller than {ZIP_LIMIT} bytes for direct upload; this package is "
+            f"{len(raw)} bytes."
+        )
+    return raw
