@@ -230,7 +230,7 @@ def test_process_backend_applies_rlimits(tmp_path):
         "import resource\n"
         "def handler(e, c):\n"
         "    return {name: resource.getrlimit(getattr(resource, name))[0]\n"
-        "            for name in ('RLIMIT_AS', 'RLIMIT_NOFILE', 'RLIMIT_CORE')}\n")
+        "            for name in ('RLIMIT_AS', 'RLIMIT_NOFILE', 'RLIMIT_CORE', 'RLIMIT_CPU')}\n")
     env = Environment(config(memory_size=256), RUNTIME, ProcessBackend(), code, tmp_path / "envs", logs.emit,
                       Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1"))
 
@@ -241,4 +241,5 @@ def test_process_backend_applies_rlimits(tmp_path):
         return json.loads(out.payload)
 
     got = run(scenario())
-    assert got == {"RLIMIT_AS": (256 + 16 * 1024) * 1024 * 1024, "RLIMIT_NOFILE": 1024, "RLIMIT_CORE": 0}
+    assert got == {"RLIMIT_AS": (256 + 16 * 1024) * 1024 * 1024, "RLIMIT_NOFILE": 1024, "RLIMIT_CORE": 0,
+                   "RLIMIT_CPU": 3600}

@@ -313,3 +313,28 @@ def test_reaping_leaves_no_process_and_no_cgroup(harness):
     slot, pid = run(harness, scenario)
     assert slot.pids() == []
     assert not Path(f"/proc/{pid}").exists()
+
+
+def test_cannot_signal_another_environment(harness):
+    victim = harness.environment("import time\ndef handler(e, c):\n    return 'alive'\n", name="victim")
+    attacker = harness.environment(
+        "import os, signal\n"
+        "def handler(e, c):\n"
+        "    try:\n"
+        "        os.kill(e['pid'], signal.SIGKILL)\n"
+        "        return 'killed'\n"
+        "    except OSError as exc:\n"
+        "        return type(exc).__name__\n",
+        name="attacker")
+
+    async def scenario():
+        await victim.start()
+        await attacker.start()
+        host_pid = victim.process.pid  # the victim's PID 1 as the host sees it
+        tried = await attacker.invoke(invocation({"pid": host_pid}))
+        still = await victim.invoke(invocation(rid="after"))
+        return tried, still
+
+    tried, still = run(harness, scenario)
+    assert tried.payload == b'"ProcessLookupError"'  # not in its PID namespace
+    assert still.payload == b'"alive"'

@@ -32,17 +32,21 @@ class _ProcessTree(SandboxProcess):
 
 
 ADDRESS_SPACE_HEADROOM_MB = 16 * 1024
+CPU_SECONDS = 3600  # per environment over its life (SIGXCPU, then the pool replaces it)
 MAX_FILES = 1024
 MAX_PROCESSES = 4096  # per user: the environments share the server's uid here
 
 
 def _apply_rlimits(pid: int, spec: SandboxSpec) -> None:
-    """Bound what one environment may take: address space, files, processes, core dumps. Applied right
+    """Bound what one environment may take: address space, CPU time, files, processes, core dumps. Applied right
     after the start (``prlimit``), without a pre-exec hook, so the spawn stays a vfork. Best effort, like
     everything in this backend: the JVM and V8 reserve gigabytes of address space they never touch, so the
     address-space bound is MemorySize plus 16 GiB — a guard against runaway allocation, not a memory limit
     (that takes the namespace backend's cgroup)."""
     address_space = (spec.memory_mb + ADDRESS_SPACE_HEADROOM_MB) * 1024 * 1024
+    # CPU time: an environment that burns an hour is ended (SIGXCPU) and replaced
+    with contextlib.suppress(OSError, ValueError):
+        resource.prlimit(pid, resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS + 60))
     for limit, value in (
         (resource.RLIMIT_AS, address_space),
         (resource.RLIMIT_NOFILE, MAX_FILES),
