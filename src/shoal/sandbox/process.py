@@ -38,7 +38,12 @@ MAX_PROCESSES = 4096  # per user: the environments share the server's uid here
 
 
 def _apply_rlimits(pid: int, spec: SandboxSpec) -> None:
-    """Bound what one environment may take: address space, CPU time, files, processes, core dumps. Applied
+    """Bound what one environment may take: address space, CPU time, files, processes, core dumps.
+
+    Applied right after the start (``prlimit``), without a pre-exec hook, so the spawn stays a vfork. Best
+    effort, like everything in this backend: the JVM and V8 reserve gigabytes of address space they never
+    touch, so the address-space bound is MemorySize plus 16 GiB, a guard against runaway allocation rather
+    than a memory limit (that takes the namespace backend's cgroup)."""Bound what one environment may take: address space, CPU time, files, processes, core dumps. Applied
     right after the start (``prlimit``), without a pre-exec hook, so the spawn stays a vfork. Best effort,
     like everything in this backend: the JVM and V8 reserve gigabytes of address space they never touch, so the
     address-space bound is MemorySize plus 16 GiB — a guard against runaway allocation, not a memory limit
