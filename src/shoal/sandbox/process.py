@@ -43,11 +43,7 @@ def _apply_rlimits(pid: int, spec: SandboxSpec) -> None:
     Applied right after the start (``prlimit``), without a pre-exec hook, so the spawn stays a vfork. Best
     effort, like everything in this backend: the JVM and V8 reserve gigabytes of address space they never
     touch, so the address-space bound is MemorySize plus 16 GiB, a guard against runaway allocation rather
-    than a memory limit (that takes the namespace backend's cgroup)."""Bound what one environment may take: address space, CPU time, files, processes, core dumps. Applied
-    right after the start (``prlimit``), without a pre-exec hook, so the spawn stays a vfork. Best effort,
-    like everything in this backend: the JVM and V8 reserve gigabytes of address space they never touch, so the
-    address-space bound is MemorySize plus 16 GiB — a guard against runaway allocation, not a memory limit
-    (that takes the namespace backend's cgroup)."""
+    than a memory limit (that takes the namespace backend's cgroup)."""
     address_space = (spec.memory_mb + ADDRESS_SPACE_HEADROOM_MB) * 1024 * 1024
     # CPU time: an environment that burns an hour is ended (SIGXCPU) and replaced
     with contextlib.suppress(OSError, ValueError):
