@@ -36,12 +36,12 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from shoal.runtimes import cache
 from shoal.runtimes.registry import Runtime
 
 log = logging.getLogger(__name__)
@@ -182,22 +182,8 @@ def host_paths(mono: Mono) -> tuple[Path, ...]:
 
 
 def cache_root() -> Path:
-    """Where built runtimes live: the first writable of $XDG_CACHE_HOME/shoal/dotnet, ~/.cache/shoal/dotnet
-    and a per-user directory in the system temp dir (the package directory may be read-only)."""
-    candidates = []
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        candidates.append(Path(xdg) / "shoal" / "dotnet")
-    candidates.append(Path.home() / ".cache" / "shoal" / "dotnet")
-    candidates.append(Path(tempfile.gettempdir()) / f"shoal-{os.getuid()}" / "dotnet")
-    for candidate in candidates:
-        try:
-            candidate.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(candidate, os.W_OK | os.X_OK):
-            return candidate
-    raise OSError(f"no writable cache directory for the .NET runtime among {candidates}")
+    """Where built dotnet artefacts live (see :func:`shoal.runtimes.cache.cache_root`)."""
+    return cache.cache_root("dotnet")
 
 
 def _source_files() -> list[Path]:

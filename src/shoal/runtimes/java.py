@@ -46,6 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from shoal.runtimes import cache
 from shoal.runtimes.registry import Runtime
 
 log = logging.getLogger(__name__)
@@ -240,22 +241,8 @@ def host_paths(home: Path) -> tuple[Path, ...]:
 
 
 def cache_root() -> Path:
-    """Where built bootstraps live: the first writable of $XDG_CACHE_HOME/shoal/java, ~/.cache/shoal/java and
-    a per-user directory in the system temp dir (the package directory may be read-only)."""
-    candidates = []
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        candidates.append(Path(xdg) / "shoal" / "java")
-    candidates.append(Path.home() / ".cache" / "shoal" / "java")
-    candidates.append(Path(tempfile.gettempdir()) / f"shoal-{os.getuid()}" / "java")
-    for candidate in candidates:
-        try:
-            candidate.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(candidate, os.W_OK | os.X_OK):
-            return candidate
-    raise OSError(f"no writable cache directory for the Java bootstrap among {candidates}")
+    """Where built java artefacts live (see :func:`shoal.runtimes.cache.cache_root`)."""
+    return cache.cache_root("java")
 
 
 def _source_files() -> list[Path]:
