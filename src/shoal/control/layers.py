@@ -78,7 +78,6 @@ _ACCOUNT_RE = re.compile(r"\d{12}")
 
 NOT_FOUND = "The resource you requested does not exist."
 NO_POLICY = "No policy is associated with the given resource."
-_STALE_AFTER_S = 3600.0
 
 
 def layer_arn(region: str, account_id: str, name: str) -> str:

@@ -27,7 +27,6 @@ temp dir) at discovery, never on the invoke path. The cache directory is the run
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import hashlib
 import json
@@ -219,16 +218,6 @@ def _run(argv: list[str], what: str, cwd: Path | None = None) -> str:
     return out.stdout
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def compile_args(
     mono: Mono, target: str, out: Path, references: list[Path], sources: list[Path]
 ) -> list[str]:
@@ -309,7 +298,7 @@ def build(mono: Mono, root: Path | None = None) -> Path:
         with contextlib.suppress(OSError):
             os.utime(final / ".complete")  # last use, for pruning
         return final
-    with _locked(root / f".dotnet-{key}.lock"):
+    with cache.locked(root / f".dotnet-{key}.lock"):
         if (final / ".complete").exists():
             return final
         started = time.monotonic()

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import glob
 import hashlib
 import json
@@ -307,16 +306,6 @@ def _write_jar(jar: Path, classes: Path, include: Iterable[str]) -> None:
             zf.writestr(info, (classes / name).read_bytes())
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _compile(jvm: Jvm, javac: Path, work: Path) -> Path:
     """Compiles the runtime, the API and the training handlers; returns the classes directory."""
     classes = work / "classes"
@@ -423,7 +412,7 @@ def build(jvm: Jvm, javac: Path, root: Path | None = None) -> Path:
         with contextlib.suppress(OSError):
             os.utime(final / ".complete")  # last use, for pruning
         return final
-    with _locked(root / f".java{jvm.major}-{key}.lock"):
+    with cache.locked(root / f".java{jvm.major}-{key}.lock"):
         if (final / ".complete").exists():
             return final
         started = time.monotonic()

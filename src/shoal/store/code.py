@@ -16,13 +16,18 @@ import re
 import secrets
 import tempfile
 import threading
-import time
 from pathlib import Path
 
-from shoal.store.packages import MAX_UNZIPPED, PackageInfo, extract_package, inspect_package, remove_tree
+from shoal.store.packages import (
+    MAX_UNZIPPED,
+    PackageInfo,
+    extract_package,
+    inspect_package,
+    remove_stale_leftovers,
+    remove_tree,
+)
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_STALE_AFTER_S = 3600.0  # leftovers of a crashed writer older than this are removed at start-up
 
 
 def _checked(sha256_hex: str) -> str:
@@ -144,15 +149,8 @@ class FileCodeStore:
 
     def _remove_stale_leftovers(self) -> None:
         """Remove temporary zips, staging and trash trees a crashed writer left behind (dot-names only)."""
-        cutoff = time.time() - _STALE_AFTER_S
         for directory in (self._zips, self._trees):
-            with os.scandir(directory) as it:
-                for entry in it:
-                    try:
-                        if entry.name.startswith(".") and entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                            remove_tree(Path(entry.path))
-                    except FileNotFoundError:
-                        pass
+            remove_stale_leftovers(directory)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -21,7 +21,6 @@ import os
 import stat
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from shoal.core.errors import (
     PreconditionFailedException,
     ResourceConflictException,
 )
-from shoal.store.packages import MAX_UNZIPPED, remove_tree
+from shoal.store.packages import MAX_UNZIPPED, remove_stale_leftovers, remove_tree
 
 metadata = sa.MetaData()
 
@@ -80,7 +79,6 @@ statements = sa.Table(
     sa.Column("organization_id", sa.String(64), nullable=True),
 )
 
-_STALE_AFTER_S = 3600.0  # leftovers of a crashed builder older than this are removed at start-up
 
 REVISION_MISMATCH = (
     "The Revision Id provided does not match the latest Revision Id. "
@@ -444,7 +442,7 @@ class OptTrees:
         self.max_unzipped = max_unzipped
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
-        self._remove_stale_leftovers()
+        remove_stale_leftovers(self.root)  # staging trees a crashed builder left behind
 
     def build(self, shas: Sequence[str]) -> Path:
         """The merged tree of these layer zips, in order (a single layer's is its own extracted tree)."""
@@ -481,17 +479,6 @@ class OptTrees:
     def _lock_for(self, key: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
-
-    def _remove_stale_leftovers(self) -> None:
-        """Staging trees a crashed builder left behind (dot-names older than an hour)."""
-        cutoff = time.time() - _STALE_AFTER_S
-        with os.scandir(self.root) as it:
-            for entry in it:
-                try:
-                    if entry.name.startswith(".") and entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                        remove_tree(Path(entry.path))
-                except FileNotFoundError:
-                    pass
 
 
 def tree_bytes(root: Path) -> int:

@@ -30,6 +30,7 @@ import re
 import stat
 import struct
 import tempfile
+import time
 import zipfile
 import zlib
 from collections import deque
@@ -206,6 +207,22 @@ def extract_package(
         if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
             raise
     return written
+
+
+STALE_AFTER_S = 3600.0  # leftovers of a crashed writer older than this are removed at start-up
+
+
+def remove_stale_leftovers(directory: Path, older_than_s: float = STALE_AFTER_S) -> None:
+    """Remove temporary files and staging or trash trees a crashed writer left in ``directory``: dot-names
+    only, and only those unchanged for ``older_than_s`` (a live writer's are younger)."""
+    cutoff = time.time() - older_than_s
+    with os.scandir(directory) as it:
+        for entry in it:
+            try:
+                if entry.name.startswith(".") and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    remove_tree(Path(entry.path))
+            except FileNotFoundError:
+                pass
 
 
 def remove_tree(path: Path) -> None:
