@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from shoal.control.functions import LIST_PAGE, FunctionService
+from shoal.control.functions import FunctionService
+from shoal.control.paging import offset_page
 from shoal.control.validation import Problems
 from shoal.core import ids
 from shoal.core.arns import LATEST, FunctionRef, function_arn
@@ -79,15 +78,7 @@ class AliasService:
             for a in self.catalog.aliases(account_id, latest.name)
             if version is None or version in (a.function_version, a.additional_version)
         ]
-        start = 0
-        if marker:
-            try:
-                start = int(base64.urlsafe_b64decode(marker.encode()).decode())
-            except (ValueError, binascii.Error):
-                raise InvalidParameterValueException(f"Invalid Marker: {marker}") from None
-        end = start + min(max_items or LIST_PAGE, LIST_PAGE)
-        nxt = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(found) else None
-        return AliasPage(found[start:end], nxt)
+        return AliasPage(*offset_page(found, marker, max_items))
 
     # ---- writes ---------------------------------------------------------------------------------------
 

@@ -8,8 +8,6 @@ server's supervisor, and re-run at start-up for anything a crash left unsettled.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -19,6 +17,7 @@ from typing import Any, Protocol
 
 from shoal.control import validation as v
 from shoal.control.layers import LayerService, ResolvedLayer, check_total_unzipped
+from shoal.control.paging import offset_page
 from shoal.core import ids
 from shoal.core.arns import LATEST, FunctionRef, function_arn
 from shoal.core.clock import format_lambda_timestamp
@@ -40,7 +39,6 @@ from shoal.store.packages import PackageInfo
 
 log = logging.getLogger("shoal.control")
 
-LIST_PAGE = 50
 ACCOUNT_CONCURRENCY = 1000
 ZIP_LIMIT = v.ZIP_LIMIT
 
@@ -65,16 +63,7 @@ async def _no_publisher(config: FunctionConfig, description: str | None) -> Func
 
 def page_of(items: list[FunctionConfig], marker: str | None, max_items: int | None) -> FunctionPage:
     """One page of at most 50 (spec §1.1); the marker is an opaque offset."""
-    start = 0
-    if marker:
-        try:
-            start = int(base64.urlsafe_b64decode(marker.encode()).decode())
-        except (ValueError, binascii.Error):
-            raise InvalidParameterValueException(f"Invalid Marker: {marker}") from None
-    size = min(max_items or LIST_PAGE, LIST_PAGE)
-    end = start + size
-    next_marker = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else None
-    return FunctionPage(items[start:end], next_marker)
+    return FunctionPage(*offset_page(items, marker, max_items))
 
 
 def _conflict_pending() -> ResourceConflictException:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from shoal.control import validation as v
+from shoal.control.paging import LIST_PAGE
 from shoal.core.clock import format_lambda_timestamp
 from shoal.core.errors import (
     AccessDeniedException,
@@ -47,7 +48,6 @@ from shoal.store.layers import (
 from shoal.store.packages import MAX_UNZIPPED, PackageInfo
 
 MAX_LAYERS = 5
-LIST_PAGE = 50
 ARCHITECTURES = ("x86_64", "arm64")
 POLICY_ACTION = "lambda:GetLayerVersion"
 
