@@ -15,11 +15,9 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import ctypes
 import http.client
 import io
 import json
-import math
 import os
 import platform
 import re
@@ -38,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"
+from _common import HOST, die_with_parent, free_port, stat_fields, summarize
+
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/bench"
 NO_OP = "def handler(event, context):\n    return None\n"
@@ -50,48 +49,15 @@ _CL_RE = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------------------------------------------------
-# statistics
-# ------------------------------------------------------------------------------------------------------------
-
-
-def _rank(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
-
-
-def summarize(values: list[float], unit: str = "ms") -> dict[str, Any]:
-    if not values:
-        return {"n": 0, "unit": unit}
-    s = sorted(values)
-    return {
-        "n": len(s),
-        "unit": unit,
-        "median": _rank(s, 0.5),
-        "p99": _rank(s, 0.99),
-        "min": s[0],
-        "max": s[-1],
-        "mean": sum(s) / len(s),
-    }
-
-
-# ------------------------------------------------------------------------------------------------------------
 # /proc: memory and CPU of the server, its environments, this client and the machine
 # ------------------------------------------------------------------------------------------------------------
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()  # fields from "state" on; comm may hold spaces
 
 
 def descendants(root: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            fields = _stat_fields(int(entry))
+            fields = stat_fields(int(entry))
             if fields is not None:
                 children.setdefault(int(fields[1]), []).append(int(entry))
     found, todo = [], [root]
@@ -103,7 +69,7 @@ def descendants(root: int) -> list[int]:
 
 
 def _start_time(pid: int) -> int | None:
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     return int(fields[19]) if fields else None
 
 
@@ -120,7 +86,7 @@ def vm_rss_kb(pid: int) -> int:
 def cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:
-        fields = _stat_fields(pid)
+        fields = stat_fields(pid)
         if fields is not None:
             total += int(fields[11]) + int(fields[12])  # utime + stime
     return total / _CLK_TCK
@@ -635,24 +601,6 @@ def sequential(
 # ------------------------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-try:
-    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # pragma: no cover - not glibc/Linux
-    _PRCTL = None
-
-
-def _die_with_parent() -> None:
-    """In a child before exec: get SIGTERM if this benchmark dies without cleaning up (Linux)."""
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def _stop_process(proc: subprocess.Popen[Any], grace: float) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -726,7 +674,7 @@ class ShoalServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             env=self.env,
         )
         threading.Thread(target=self._read_stderr, daemon=True).start()
@@ -768,7 +716,7 @@ class FloorServer:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

@@ -28,11 +28,9 @@ import base64
 import collections
 import concurrent.futures
 import contextlib
-import ctypes
 import http.client
 import io
 import json
-import math
 import os
 import platform
 import random
@@ -40,7 +38,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,7 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"
+from _common import HOST, die_with_parent, free_port, stat_fields, summarize
+
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/bench"
 ACCOUNT_CONCURRENCY = 2000
@@ -82,43 +80,15 @@ done
 
 
 # ------------------------------------------------------------------------------------------------------------
-# statistics and /proc
+# /proc
 # ------------------------------------------------------------------------------------------------------------
-
-
-def _rank(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
-
-
-def summarize(values: Iterable[float], unit: str = "ms") -> dict[str, Any]:
-    s = sorted(values)
-    if not s:
-        return {"n": 0, "unit": unit}
-    return {
-        "n": len(s),
-        "unit": unit,
-        "median": _rank(s, 0.5),
-        "p99": _rank(s, 0.99),
-        "min": s[0],
-        "max": s[-1],
-        "mean": sum(s) / len(s),
-    }
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()  # fields from "state" on; comm may hold spaces
 
 
 def all_parents() -> dict[int, int]:
     out = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            fields = _stat_fields(int(entry))
+            fields = stat_fields(int(entry))
             if fields is not None:
                 out[int(entry)] = int(fields[1])
     return out
@@ -137,7 +107,7 @@ def descendants(root: int) -> list[int]:
 
 
 def start_time(pid: int) -> int | None:
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     return int(fields[19]) if fields and fields[0] != "Z" else None
 
 
@@ -145,7 +115,7 @@ def cpu_seconds(pids: Iterable[int], children: bool = False) -> float:
     """utime + stime of the processes (and, with ``children``, of their children that they waited for)."""
     total = 0
     for pid in pids:
-        fields = _stat_fields(pid)
+        fields = stat_fields(pid)
         if fields is not None:
             total += int(fields[11]) + int(fields[12])
             if children:
@@ -292,24 +262,6 @@ class Window:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-try:
-    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # pragma: no cover - not glibc/Linux
-    _PRCTL = None  # type: ignore[assignment]
-
-
-def _die_with_parent() -> None:
-    """In a child before exec: get SIGTERM if this benchmark dies without cleaning up (Linux)."""
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class ShoalServer:
     def __init__(self, data_dir: Path, extra: list[str]) -> None:
         self.port = free_port()
@@ -374,7 +326,7 @@ class ShoalServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         threading.Thread(target=self._read_stderr, daemon=True).start()
         while not self._ready.wait(0.05):
@@ -506,7 +458,7 @@ class Profiler:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         time.sleep(0.5)  # attached
         self.t0 = time.perf_counter()
