@@ -70,11 +70,13 @@ def wait_for(
 
 
 def make_zip(files: Mapping[str, str | bytes]) -> bytes:
+    """An in-memory deployment package from ``{filename: source}``."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, content in files.items():
             info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, content)
     return buf.getvalue()
 

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import itertools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,8 @@ import pytest
 import requests
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
+
+from tests.e2e._server import free_port, make_zip
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -58,18 +57,6 @@ _SESSION_TAG = uuid.uuid4().hex[:6]
 def unique_name(prefix: str = "fn") -> str:
     """A function name no other test of this session uses (≤64 chars, AWS's pattern)."""
     return f"{prefix[:40]}-{_SESSION_TAG}-{next(_counter)}"
-
-
-def make_zip(files: Mapping[str, str | bytes]) -> bytes:
-    """An in-memory deployment package from ``{filename: source}``."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, content in files.items():
-            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, content)
-    return buf.getvalue()
 
 
 def sha256_b64(data: bytes) -> str:
@@ -125,12 +112,6 @@ def assert_raw_error(resp: requests.Response, status: int, code: str, message: s
 
 
 # ---- the server --------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _proc_stat(pid: int) -> tuple[str, int, int, int] | None:
@@ -200,7 +181,7 @@ class ShoalServer:
 
     def start(self) -> None:
         for _attempt in range(3):  # a port taken between choosing and binding: try another one
-            port = _free_port()
+            port = free_port()
             self.endpoint = f"http://127.0.0.1:{port}"
             log = self.log_path.open("ab")
             self.proc = subprocess.Popen(
