@@ -116,6 +116,14 @@ SETTINGS: tuple[Setting, ...] = (
         "BOOL",
     ),
     Setting(
+        "prestart",
+        True,
+        _bool,
+        "Keep generic Node.js and Java runtime processes started ahead of need and specialise one with the "
+        "function's code and environment on a cold start (namespace sandbox).",
+        "BOOL",
+    ),
+    Setting(
         "stem_cells",
         2,
         int,
@@ -188,6 +196,7 @@ class Config:
     function_network: bool
     cpu_floor: float
     fork_server: bool
+    prestart: bool
     stem_cells: int
     warm_cgroups: int
     account_concurrency: int

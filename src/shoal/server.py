@@ -127,6 +127,7 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
         init_timeout=config.init_timeout,
         endpoint=config.endpoint,
         fork_server=config.fork_server,
+        prestart=config.prestart,
     )
 
     def make_environment(fn: FunctionConfig, initialization_type: str = "on-demand") -> Environment:

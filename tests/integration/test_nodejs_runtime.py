@@ -52,6 +52,12 @@ BACKENDS = [
         id="namespace",
         marks=pytest.mark.skipif(not NS_OK, reason=f"namespace sandbox unavailable on this host: {NS_WHY}"),
     ),
+    # every environment specialised from a pre-started node (none kept spare)
+    pytest.param(
+        lambda: NamespaceBackend(stem_cells=0, await_standby=True),
+        id="prestarted",
+        marks=pytest.mark.skipif(not NS_OK, reason=f"namespace sandbox unavailable on this host: {NS_WHY}"),
+    ),
 ]
 # <ISO time>\t<request id>\t<LEVEL>\t<message>
 TEXT_LINE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\t([^\t]*)\t([A-Z]+)\t(.*)", re.S)
@@ -92,8 +98,11 @@ class Env:
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Any:
-    return request.param()
+def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
+    made = request.param()
+    yield made
+    if isinstance(made, NamespaceBackend):
+        made.close()
 
 
 MakeEnv = Callable[..., Env]

@@ -25,12 +25,15 @@ from shoal.core.types import FunctionConfig
 from shoal.environments.runtime_api import Event, Reply, RuntimeEndpoint
 from shoal.logs import format as fmt
 from shoal.runtimes.registry import Runtime
-from shoal.sandbox.base import SandboxBackend, SandboxProcess, SandboxSpec
+from shoal.sandbox.base import SandboxBackend, SandboxProcess, SandboxSpec, Standby
 
 MAX_LINE = 256 * 1024  # one log event at most (CloudWatch's event size)
 _RUNTIME_DIR = "/var/runtime"
 MAX_EXTENSIONS = 10  # spec §3.2
 EXTENSION_SHUTDOWN_GRACE = 2.0  # seconds external extensions get after SHUTDOWN (spec §3.4)
+# read by the dynamic loader and the C library only when a process starts; with one of these set by the
+# function, its runtime is started for it, never specialised from a pre-started one
+START_TIME_VARIABLES = ("LD_", "MALLOC_", "GLIBC_", "AWS_LAMBDA_EXEC_WRAPPER")
 
 
 class EnvironmentGone(Exception):
@@ -63,6 +66,7 @@ class Settings:
     init_timeout: float
     endpoint: str  # the API's URL, offered to functions as AWS_ENDPOINT_URL_LAMBDA
     fork_server: bool = True  # start runtimes from a warm fork-server where the backend has one
+    prestart: bool = True  # specialise a pre-started runtime where the runtime and backend allow
     freeze_after: float = 0.05  # seconds an idle environment runs on before it is frozen
 
 
@@ -161,15 +165,8 @@ class Environment:
         self, runtime_api: str, task_root: str, runtime_dir: str, places: dict[str, str]
     ) -> dict[str, str]:
         c = self.config
-        env = {
-            "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-            "LANG": "en_US.UTF-8",
-            "TZ": ":UTC",
-            "LD_LIBRARY_PATH": f"/var/lang/lib:/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:"
-            f"{task_root}:{task_root}/lib:/opt/lib",
-            "AWS_ENDPOINT_URL_LAMBDA": self.settings.endpoint,
-        }
-        env.update(self.runtime.environment(places))  # defaults the function's own variables may replace
+        env = self._runtime_variables(task_root, runtime_dir, places)
+        env["AWS_ENDPOINT_URL_LAMBDA"] = self.settings.endpoint
         env.update(c.environment or {})
         env.update(
             {
@@ -198,6 +195,39 @@ class Environment:
         if not self.runtime.managed:
             del env["AWS_EXECUTION_ENV"]
         return env
+
+    def _runtime_variables(self, task_root: str, runtime_dir: str, places: dict[str, str]) -> dict[str, str]:
+        """What the runtime process starts with, the same for every function of the runtime (the function's
+        own variables may replace them)."""
+        env = {
+            "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "LD_LIBRARY_PATH": f"/var/lang/lib:/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:"
+            f"{task_root}:{task_root}/lib:/opt/lib",
+        }
+        env.update(self.runtime.environment(places))
+        return env
+
+    def _standby(
+        self, argv: list[str], task_root: str, runtime_dir: str, places: dict[str, str]
+    ) -> Standby | None:
+        """The pre-started runtime this environment may be specialised from, if it can be: the runtime allows
+        it, no external extension must start first, and no variable the runtime reads only at start-up (nor
+        one of the dynamic loader's or the C library's) is the function's."""
+        if not (self.settings.prestart and self.runtime.prestart) or self.runtime.entrypoint is not None:
+            return None
+        fixed_at_start = (*self.runtime.start_time_variables, *START_TIME_VARIABLES)
+        if any(name.startswith(fixed_at_start) for name in self.config.environment or {}):
+            return None
+        env = self._runtime_variables(task_root, runtime_dir, places)
+        env["SHOAL_STANDBY_FD"] = "3"
+        return Standby(tuple(argv), tuple(sorted(env.items())))
+
+    def _admit(self, uid: int) -> None:
+        """The runtime runs as ``uid`` (a pre-started one has its own): only it may connect."""
+        if self.endpoint is not None:
+            self.endpoint.allowed_uid = uid
 
     async def start(self) -> None:
         """Create the sandbox, start the runtime and run INIT. Never raises for function faults: an init
@@ -259,11 +289,14 @@ class Environment:
             "opt": opt,
             "memory_mb": str(self.config.memory_size),
         }
+        argv = self.runtime.argv(places, executable)
         spec = dataclasses.replace(
             spec,
-            argv=self.runtime.argv(places, executable),
+            argv=argv,
             env=self._environment_variables(address, task_root, runtime_dir, places),
             extensions=tuple(f"{opt}/extensions/{name}" for name in extensions),
+            standby=None if extensions else self._standby(argv, task_root, runtime_dir, places),
+            admit=self._admit if self.endpoint.allowed_uid is not None else None,
         )
         self.log(self._init_start_line())
         self._capture = []  # INIT's own output, replayed into the first invocation if INIT fails

@@ -164,6 +164,9 @@ class NodeFamily:
             bootstrap_argv=(*node_flags(install), "{runtime_dir}/bootstrap.cjs"),
             env={"NODE_PATH": node_path(install.major)},
             host_paths=(_prefix(install.executable),),
+            prestart=True,
+            # Node reads these (and NODE_PATH, re-read on specialisation) at start-up
+            start_time_variables=("NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "NODE_ICU_DATA", "UV_"),
         )
 
 

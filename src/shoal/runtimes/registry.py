@@ -35,6 +35,11 @@ class Runtime:
     entrypoint: Entrypoint | None = None
     managed: bool = True  # False for provided* (custom) runtimes: no AWS_EXECUTION_ENV
     preload: Path | None = None  # a bootstrap a fork-server of ``executable`` can import ahead of time
+    # the bootstrap can be started before its function is known and specialised later (``Standby``)
+    prestart: bool = False
+    # a function with a variable of one of these prefixes needs its runtime started with it (read only at
+    # start-up: NODE_OPTIONS, LD_PRELOAD …), not specialised
+    start_time_variables: tuple[str, ...] = ()
 
     @property
     def runtime_version(self) -> str:

@@ -8,9 +8,25 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
+
+
+@dataclass(frozen=True, slots=True)
+class Standby:
+    """A generic runtime process that a backend may start ahead of need and then specialise with one
+    function's code and environment. It is the same for every function of its runtime (nothing in it is the
+    function's), so any ready one can become any such environment.
+
+    The process is started with ``env`` and a socket on descriptor 3. It writes ``R`` on it once ready, then
+    reads, up to end-of-file, ``{"env": {...}, "cwd": "..."}`` as JSON: its environment and working
+    directory from then on. The function's directories are in place before that message is sent.
+    """
+
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +48,11 @@ class SandboxSpec:
     # external extensions (paths as the backend executes them): started in the sandbox before the runtime,
     # with the runtime's environment, uid and output
     extensions: tuple[str, ...] = ()
+    # a pre-started runtime the backend may specialise instead of starting ``argv`` (None: always ``argv``)
+    standby: Standby | None = None
+    # told the uid the runtime will really run as, before it can run, when the backend gives the environment
+    # another identity than ``uid`` (a pre-started runtime already has one)
+    admit: Callable[[int], None] | None = None
 
 
 class SandboxBackend(Protocol):
@@ -89,7 +110,7 @@ class SandboxProcess:
         else:
             if pid == 0:
                 return
-        self._returncode = os.waitstatus_to_exitcode(status) if status is not None else -9
+        self._returncode = self._exit_code(status) if status is not None else -9
         asyncio.get_running_loop().remove_reader(self._pidfd)
         os.close(self._pidfd)
         self._pidfd = -1
@@ -98,6 +119,14 @@ class SandboxProcess:
 
     uid: int | None = None
     listener: socket.socket | None = None
+
+    def _exit_code(self, status: int) -> int:
+        """The runtime's exit code (negative: the signal that ended it) from the wait status of ``pid``."""
+        return os.waitstatus_to_exitcode(status)
+
+    def runtime_pid(self) -> int:
+        """The runtime's own process (``pid`` unless an init process runs before it)."""
+        return self.pid
 
     def freeze(self) -> None:
         """Stop the environment's processes while it is idle (no CPU between invocations)."""
@@ -126,7 +155,7 @@ class SandboxProcess:
     def helpers_alive(self) -> bool:
         """Whether a direct child of the runtime (an extension, or a process the runtime started) still runs:
         what a SHUTDOWN waits on."""
-        me = str(self.pid)
+        me = str(self.runtime_pid())
         try:
             entries = os.listdir("/proc")
         except OSError:

@@ -46,6 +46,13 @@ PR_SET_PDEATHSIG = 1
 SIGKILL = 9
 MAX_REQUEST = 1 << 20
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
+SYS_OPEN_TREE = 428  # the same number on every architecture (Linux 5.2)
+SYS_MOVE_MOUNT = 429
+OPEN_TREE_CLONE = 1
+O_CLOEXEC = 0o2000000
+AT_RECURSIVE = 0x8000
+AT_FDCWD = -100
+MOVE_MOUNT_F_EMPTY_PATH = 4
 RLIMIT_NOFILE = 7
 RLIMIT_NPROC = 6
 RLIMIT_CORE = 4
@@ -196,16 +203,10 @@ def _child(spec: dict) -> None:  # type: ignore[type-arg]
         spec = {**spec, **_read_spec(report)}
         for path, value in spec["cgroup_limits"]:
             _write(path, value)
+    if spec.get("standby"):
+        _standby(spec, report)
     _finish_root(spec)
-    name = b"localhost"
-    _libc.sethostname(name, len(name))
-    os.setgroups([])
-    os.setgid(spec["gid"])
-    os.setuid(spec["uid"])
-    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
-    for resource, value in ((RLIMIT_NOFILE, spec["nofile"]), (RLIMIT_NPROC, spec["nproc"]), (RLIMIT_CORE, 0)):
-        limit = _Rlimit(value, value)
-        _check(_libc.setrlimit(resource, ctypes.byref(limit)), "setrlimit")
+    _drop_privileges(spec)
     os.chdir(spec["cwd"])
     for path in spec.get("extensions", ()):
         _start_extension(path, spec["env"])
@@ -217,6 +218,111 @@ def _child(spec: dict) -> None:  # type: ignore[type-arg]
     except OSError as exc:  # tell the server why the runtime could not be executed
         os.write(report, f"X{exc.errno}\n".encode())
         os._exit(127)
+
+
+def _drop_privileges(spec: dict) -> None:  # type: ignore[type-arg]
+    """Become the environment's own user: its uid/gid, no supplementary groups, ``no_new_privs``, rlimits."""
+    name = b"localhost"
+    _libc.sethostname(name, len(name))
+    os.setgroups([])
+    os.setgid(spec["gid"])
+    os.setuid(spec["uid"])
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    for resource, value in ((RLIMIT_NOFILE, spec["nofile"]), (RLIMIT_NPROC, spec["nproc"]), (RLIMIT_CORE, 0)):
+        limit = _Rlimit(value, value)
+        _check(_libc.setrlimit(resource, ctypes.byref(limit)), "setrlimit")
+
+
+def _standby(spec: dict, report: int) -> None:  # type: ignore[type-arg]
+    """PID 1 of a stem cell with a pre-started runtime. Never returns.
+
+    The root is sealed without the function's parts (``/var/task`` and ``/opt`` are empty mount points,
+    ``/tmp`` is a default-size tmpfs) and a generic runtime process is started as the environment's uid with
+    a socket on descriptor 3. Once it says it is ready (``R``), PID 1 reports ``S`` and waits for the
+    specialisation: it writes the cgroup limits, grafts the function's directories in from the host's mount
+    namespace (``open_tree`` there, ``move_mount`` here, then read-only), resizes ``/tmp``, hands the runtime
+    its environment as JSON, drops to the environment's uid and stays as the namespace's init until the
+    runtime exits; then it reports the runtime's wait status (``W<status>``) and exits.
+    """
+    import json
+    import select
+    import socket
+
+    root = spec["root"]
+    for inside in spec["mountpoints"]:
+        _mkdirs(root, inside)
+    _finish_root(spec)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    runtime = os.fork()
+    if runtime == 0:
+        try:
+            ours.close()
+            os.dup2(theirs.fileno(), 3)  # inheritable, unlike the original
+            _drop_privileges(spec)
+            os.chdir("/")
+            argv = spec["argv"]
+            os.execve(argv[0], argv, spec["env"])
+        except BaseException as exc:
+            os.write(2, f"shoal launcher: the standby runtime could not start: {exc}\n".encode())
+        os._exit(127)
+    theirs.close()
+    if ours.recv(1) != b"R":
+        raise OSError("the standby runtime ended before it was ready")
+    os.write(report, b"S\n")
+    if ours.fileno() in select.select([report, ours.fileno()], [], [])[0]:
+        raise OSError("the standby runtime ended while waiting")  # the server finds this stem dead
+    spec = {**spec, **_read_spec(report)}
+    _specialise(spec)
+    _mount(None, "/tmp", None, MS_REMOUNT | MS_NOSUID | MS_NODEV, f"size={int(spec['tmp_mb'])}m,mode=1777")
+    ours.sendall(json.dumps({"env": spec["env"], "cwd": spec["cwd"]}).encode())
+    ours.close()
+    os.setgroups([])
+    os.setgid(spec["gid"])
+    os.setuid(spec["uid"])
+    os.write(report, b"G\n")  # the runtime is running
+    while True:  # the namespace's init: reap orphans until the runtime ends, then report how it ended
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        if pid == runtime:
+            os.write(report, f"W{status}\n".encode())
+            os._exit(0)
+
+
+def _specialise(spec: dict) -> None:  # type: ignore[type-arg]
+    """From the host's mount namespace (where the cgroup files and the function's directories are), write the
+    environment's limits and clone its directories; back in this sealed one, bind them read-only."""
+    own = os.open("/proc/self/ns/mnt", os.O_RDONLY)
+    trees: list[tuple[int, str]] = []
+    try:
+        _check(_libc.setns(spec["host_ns"], CLONE_NEWNS), "setns(host)")
+        try:
+            for path, value in spec["cgroup_limits"]:
+                _write(path, value)
+            for source, inside in spec["binds"]:
+                flags = OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE
+                tree = _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, source.encode(), flags)
+                if tree < 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"open_tree {source}: {os.strerror(err)}")
+                trees.append((tree, inside))
+        finally:
+            _check(_libc.setns(own, CLONE_NEWNS), "setns(own)")  # back, whatever happened there
+        for tree, inside in trees:
+            empty = b""
+            _check(
+                _libc.syscall(
+                    SYS_MOVE_MOUNT, tree, empty, AT_FDCWD, inside.encode(), MOVE_MOUNT_F_EMPTY_PATH
+                ),
+                "move_mount",
+            )
+            _mount(None, inside, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    finally:
+        for tree, _ in trees:
+            os.close(tree)
+        os.close(spec["host_ns"])
+        os.close(own)
 
 
 def _start_extension(path: str, env: dict) -> None:  # type: ignore[type-arg]
@@ -235,6 +341,8 @@ def launch(spec: dict) -> None:  # type: ignore[type-arg]
     try:
         for path, value in spec.get("cgroup_limits", ()):
             _write(path, value)
+        if spec.get("standby"):  # kept by PID 1 to graft the function's directories in later
+            spec["host_ns"] = os.open("/proc/self/ns/mnt", os.O_RDONLY)
         flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
         if not spec["network"]:
             flags |= CLONE_NEWNET

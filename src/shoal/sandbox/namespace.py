@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import logging
 import marshal
 import os
 import shutil
@@ -22,9 +23,9 @@ import tempfile
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from shoal.sandbox.base import SandboxProcess, SandboxSpec
+from shoal.sandbox.base import SandboxProcess, SandboxSpec, Standby
 from shoal.sandbox.cgroups import CgroupPool, CgroupUnavailable, Slot, cpu_quota_us
 from shoal.sandbox.uids import UidAllocator
 
@@ -34,6 +35,10 @@ PRIVATE_RUNTIME_API = "127.0.0.1:9001"
 MAX_FDS = 1024
 MAX_PROCS = 1024
 PR_SET_CHILD_SUBREAPER = 36
+GRAFTED = (TASK_ROOT, "/opt")  # the function's own directories, grafted into a pre-started environment
+STANDBY_TMP_MB = 512
+
+log = logging.getLogger(__name__)
 
 
 def _launcher_argv() -> list[str]:
@@ -83,6 +88,7 @@ class NamespaceProcess(SandboxProcess):
         uid: int,
         memory_mb: int,
         listener: socket.socket | None,
+        report: socket.socket | None = None,
     ) -> None:
         super().__init__(pid, output_fd, work_dir)
         self.backend = backend
@@ -93,6 +99,35 @@ class NamespaceProcess(SandboxProcess):
         self.listener = listener
         self._oom_baseline = slot.oom_kills()
         self._released = False
+        # a pre-started environment: PID 1 is the launcher's init, which reports the runtime's wait status
+        # (``W<status>``) here before it exits
+        self.report = report
+        self.early: list[bytes] = []  # report lines read with ``G``
+        self._runtime_pid = 0
+
+    def _exit_code(self, status: int) -> int:
+        if self.report is None:
+            return super()._exit_code(status)
+        try:
+            self.report.setblocking(False)
+            data = self.report.recv(256)
+        except OSError:
+            data = b""
+        finally:
+            self.report.close()
+        for line in [*self.early, *data.split(b"\n")]:
+            if line.startswith(b"W") and line[1:].isdigit():
+                return os.waitstatus_to_exitcode(int(line[1:]))
+        return super()._exit_code(status)  # init itself failed (125) or was killed
+
+    def runtime_pid(self) -> int:
+        if self.report is None:
+            return self.pid
+        if not self._runtime_pid:  # the first child of init is the runtime
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(f"/proc/{self.pid}/task/{self.pid}/children", "rb") as fh:
+                    self._runtime_pid = int(fh.read().split()[0])
+        return self._runtime_pid or self.pid
 
     def peak_memory_mb(self) -> int:
         return self.slot.peak_memory_mb()
@@ -136,6 +171,7 @@ class NamespaceBackend:
         network: bool = True,
         cpu_floor: float = 0.1,
         stem_cells: int = 2,
+        await_standby: bool = False,
     ) -> None:
         self.cgroups = CgroupPool.for_data_dir(data_dir) if data_dir else CgroupPool(f"pid{os.getpid()}")
         self._prepared = False
@@ -143,6 +179,10 @@ class NamespaceBackend:
         self.stem_cells = stem_cells
         self._stems: dict[StemKind, list[Stem]] = {}
         self._making: dict[StemKind, int] = {}
+        self._broken: set[StemKind] = set()  # pre-started runtimes that failed to start: not tried again
+        # with none ready, wait for a pre-started runtime rather than start one directly (makes the path
+        # certain, for tests of it)
+        self.await_standby = await_standby
         self._stem_count = 0
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -228,7 +268,11 @@ class NamespaceBackend:
         base = tuple((str(host), inside) for host, inside in spec.extra_ro_binds if str(host) == inside)
         binds = [(str(spec.code_dir), TASK_ROOT)]
         binds += [(str(host), inside) for host, inside in spec.extra_ro_binds if str(host) != inside]
-        kind: StemKind = (spec.preload, base)
+        if spec.standby is not None:
+            specialised = await self._specialise(spec, base, binds)
+            if specialised is not None:
+                return specialised
+        kind = StemKind(spec.preload, base)
         ready = self._stems.get(kind)
         stem = ready.pop() if ready else await self._new_stem(kind)
         self._replenish(kind)
@@ -266,26 +310,102 @@ class NamespaceBackend:
             raise OSError(errors[0], os.strerror(errors[0]), spec.argv[0])
         return process
 
+    async def _specialise(
+        self, spec: SandboxSpec, base: tuple[tuple[str, str], ...], binds: list[tuple[str, str]]
+    ) -> NamespaceProcess | None:
+        """Hand a ready pre-started runtime of this kind the function's directories, limits and environment;
+        None when none is ready (the caller starts the runtime itself, and ready ones are made meanwhile)."""
+        fixed = tuple((host, inside) for host, inside in binds if inside not in GRAFTED)
+        grafted = [(host, inside) for host, inside in binds if inside in GRAFTED]
+        kind = StemKind(None, base, spec.standby, fixed)
+        if kind in self._broken:
+            return None
+        ready = self._stems.get(kind, [])
+        stem = None
+        while ready and stem is None:
+            candidate = ready.pop()
+            if _alive(candidate.pid):
+                stem = candidate
+            else:
+                await asyncio.to_thread(_discard_stem, candidate, self.cgroups, self.uids)
+        if stem is None and self.await_standby:
+            try:
+                stem = await self._new_stem(kind)
+            except Exception as exc:
+                self._standby_failed(kind, exc)
+        self._replenish(kind)
+        if stem is None or stem.uid is None:
+            return None
+        if spec.admit is not None:
+            spec.admit(stem.uid)
+        if spec.uid is not None and spec.uid != stem.uid:
+            self.uids.give_back(spec.uid)  # the environment is the stem's identity from here on
+        request = marshal.dumps(
+            {
+                "env": spec.env,
+                "binds": grafted,
+                "tmp_mb": spec.ephemeral_mb,
+                "cwd": TASK_ROOT,
+                "uid": stem.uid,
+                "gid": stem.uid,
+                "cgroup_limits": stem.slot.limit_writes(spec.memory_mb, MAX_PROCS),
+            },
+            4,
+        )
+        process = NamespaceProcess(
+            stem.pid,
+            stem.out_r,
+            stem.work_dir,
+            self,
+            stem.slot,
+            stem.uid,
+            spec.memory_mb,
+            stem.listener,
+            report=stem.report,
+        )
+        try:
+            stem.report.sendall(len(request).to_bytes(4, "big") + request)
+            # ``G``: the runtime has its environment. Without it init failed and exits (125, reason in the
+            # environment's log), which the caller sees as the runtime's exit.
+            lines, _ = await _read_report(stem.report, lambda lines, fds: b"G" in lines)
+        except BaseException:
+            await process.destroy()
+            raise
+        process.early = [line for line in lines if line.startswith(b"W")]
+        return process
+
     # ---- stem cells ------------------------------------------------------------------------------------
 
     async def _new_stem(self, kind: StemKind) -> Stem:
-        """Fork a stem cell: namespaces, cgroup membership and the shared part of its root, made ahead."""
-        preload, base = kind
+        """Fork a stem cell: namespaces, cgroup membership and the shared part of its root, made ahead; for
+        a kind with a standby runtime, that runtime too, started as the stem's own uid."""
         slot = await asyncio.to_thread(self.cgroups.take) if self.cgroups.empty else self.cgroups.take()
         self._stem_count += 1
         work_dir = self.scratch / f"stem-{os.getpid()}-{self._stem_count}"
         root = work_dir / "root"
         root.mkdir(parents=True, exist_ok=True)
-        request = marshal.dumps(
-            {
-                "stem": True,
-                "root": str(root),
-                "base_binds": list(base),
-                "network": self.network,
-                "cgroup_procs": slot.procs_files(),
-            },
-            4,
-        )
+        uid = self.uids.take() if kind.standby is not None else None
+        fields: dict[str, Any] = {
+            "stem": kind.standby is None,
+            "root": str(root),
+            "base_binds": list(kind.base),
+            "network": self.network,
+            "cgroup_procs": slot.procs_files(),
+        }
+        if kind.standby is not None:
+            fields.update(
+                standby=True,
+                argv=list(kind.standby.argv),
+                env=dict(kind.standby.env),
+                binds=list(kind.fixed),
+                mountpoints=list(GRAFTED),
+                tmp_mb=STANDBY_TMP_MB,
+                uid=uid,
+                gid=uid,
+                nofile=MAX_FDS,
+                nproc=MAX_PROCS,
+            )
+        request = marshal.dumps(fields, 4)
         out_r, out_w = os.pipe()
         report, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         need_listener = self.private_network
@@ -296,7 +416,7 @@ class NamespaceBackend:
 
         try:
             try:
-                self._send(preload, [out_w, theirs.fileno()])
+                self._send(kind.preload, [out_w, theirs.fileno()])
                 report.sendall(len(request).to_bytes(4, "big") + request)
             finally:
                 os.close(out_w)
@@ -310,11 +430,14 @@ class NamespaceBackend:
             os.close(out_r)
             report.close()
             await asyncio.to_thread(self.cgroups.give_back, slot)
+            if uid is not None:
+                self.uids.give_back(uid)
+            await asyncio.to_thread(shutil.rmtree, work_dir, True)
             raise
         pid = next(int(line[1:]) for line in lines if line.startswith(b"P"))
         listener = socket.socket(fileno=fds[0]) if fds else None
         os.set_blocking(out_r, False)
-        return Stem(pid, out_r, report, slot, listener, work_dir)
+        return Stem(pid, out_r, report, slot, listener, work_dir, uid)
 
     def _replenish(self, kind: StemKind) -> None:
         """Keep ``stem_cells`` stems of this kind ready, made in the background."""
@@ -326,12 +449,23 @@ class NamespaceBackend:
     async def _make_stem(self, kind: StemKind) -> None:
         try:
             stem = await self._new_stem(kind)
+        except Exception as exc:
+            if kind.standby is None:
+                raise
+            self._standby_failed(kind, exc)
+            return
         finally:
             self._making[kind] -= 1
         if self._closed:
-            await asyncio.to_thread(_discard_stem, stem, self.cgroups)
+            await asyncio.to_thread(_discard_stem, stem, self.cgroups, self.uids)
             return
         self._stems.setdefault(kind, []).append(stem)
+
+    def _standby_failed(self, kind: StemKind, exc: Exception) -> None:
+        """Environments of this kind start their runtime themselves from now on."""
+        self._broken.add(kind)
+        what = kind.standby.argv[0] if kind.standby is not None else "?"
+        log.warning("pre-started %s runtimes are off: %s", what, exc)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         if self.spawn is not None:
@@ -350,7 +484,7 @@ class NamespaceBackend:
             task.cancel()
         for stems in self._stems.values():
             for stem in stems:
-                _discard_stem(stem, self.cgroups)
+                _discard_stem(stem, self.cgroups, self.uids)
         self._stems.clear()
         for process, control in self._daemons.values():
             control.close()  # a daemon ends when its control socket closes
@@ -373,12 +507,27 @@ class Stem:
     slot: Slot
     listener: socket.socket | None
     work_dir: Path
+    uid: int | None = None  # a stem with a pre-started runtime already runs it as this uid
 
 
-StemKind = tuple[tuple[str, str] | None, tuple[tuple[str, str], ...]]  # (preload, shared binds)
+class StemKind(NamedTuple):
+    """What makes stems interchangeable."""
+
+    preload: tuple[str, str] | None  # the fork-server (interpreter, bootstrap) PID 1 comes from
+    base: tuple[tuple[str, str], ...]  # binds shared by every environment of the kind
+    standby: Standby | None = None  # the pre-started runtime
+    fixed: tuple[tuple[str, str], ...] = ()  # the standby runtime's own binds (its bootstrap)
 
 
-def _discard_stem(stem: Stem, cgroups: CgroupPool) -> None:
+def _alive(pid: int) -> bool:
+    """Whether a stem's PID 1 (our child: the server is a subreaper) still runs; reaps it if not."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == 0
+    except ChildProcessError:
+        return False
+
+
+def _discard_stem(stem: Stem, cgroups: CgroupPool, uids: UidAllocator) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(stem.pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
@@ -388,6 +537,8 @@ def _discard_stem(stem: Stem, cgroups: CgroupPool) -> None:
     if stem.listener is not None:
         stem.listener.close()
     cgroups.give_back(stem.slot)
+    if stem.uid is not None:
+        uids.give_back(stem.uid)
     shutil.rmtree(stem.work_dir, ignore_errors=True)
 
 

@@ -874,7 +874,34 @@ async function run(client, errorCallbacks) {
   new Runtime(client, handler, handlerMetadata(handler), errorCallbacks).scheduleIteration();
 }
 
+/**
+ * Shoal's pre-started runtime: started before any function is known (SHOAL_STANDBY_FD names a socket to the
+ * platform), it loads what every function needs, says it is ready (`R`), then blocks until the platform sends,
+ * up to end-of-file, `{"env": {...}, "cwd": "..."}`: the function's environment and working directory. By then
+ * the function's code is in place. Nothing read before that message depends on the function.
+ */
+function standBy(fd) {
+  require('net');
+  require('url');
+  fs.writeSync(fd, 'R');
+  const chunks = [];
+  const buffer = Buffer.allocUnsafe(65536);
+  for (;;) {
+    const n = fs.readSync(fd, buffer, 0, buffer.length, null);
+    if (n === 0) break;
+    chunks.push(Buffer.from(buffer.subarray(0, n)));
+  }
+  fs.closeSync(fd);
+  if (chunks.length === 0) process.exit(0); // never specialised: the platform let it go
+  const { env, cwd } = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  for (const key of Object.keys(process.env)) delete process.env[key];
+  Object.assign(process.env, env);
+  process.chdir(cwd);
+  module.constructor._initPaths(); // NODE_PATH, as a runtime started with it reads it
+}
+
 function main() {
+  if (process.env.SHOAL_STANDBY_FD) standBy(Number(process.env.SHOAL_STANDBY_FD));
   patchConsole();
   const client = new RuntimeClient(process.env.AWS_LAMBDA_RUNTIME_API || '127.0.0.1:9001');
   const errorCallbacks = {
