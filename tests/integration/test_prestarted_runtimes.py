@@ -42,6 +42,7 @@ exports.handler = async (event) => {
     count, pid: process.pid, ppid: process.ppid, uid: process.getuid(), cwd: process.cwd(),
     mine: process.env.MINE ?? null, standby: process.env.SHOAL_STANDBY_FD ?? null,
     fn: process.env.AWS_LAMBDA_FUNCTION_NAME, tmp: fs.readdirSync('/tmp').sort(),
+    task: fs.readdirSync('.').sort(),
     vendored: attempt(() => require('vendored')),
     writeTask: attempt(() => fs.writeFileSync('/var/task/x', 'x')),
     initFds: attempt(() => fs.readdirSync('/proc/1/fd')),
@@ -145,7 +146,7 @@ def test_specialised_node_is_its_functions_own(harness: Harness) -> None:
     assert first["mine"] == "alpha" and other["mine"] == "beta"
     assert first["fn"] == "a" and other["fn"] == "b"
     assert first["standby"] is None and other["standby"] is None
-    assert first["cwd"] == "/var/task"
+    assert first["cwd"] == "/var/task" and first["task"] == ["index.js", "vendor"]
     assert first["vendored"] == "found"  # NODE_PATH is re-read when the function's environment arrives
     assert other["vendored"] == "MODULE_NOT_FOUND"
     assert first["uid"] != other["uid"] and first["uid"] >= 100000

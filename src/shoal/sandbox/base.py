@@ -20,9 +20,11 @@ class Standby:
     function's code and environment. It is the same for every function of its runtime (nothing in it is the
     function's), so any ready one can become any such environment.
 
-    The process is started with ``env`` and a socket on descriptor 3. It writes ``R`` on it once ready, then
-    reads, up to end-of-file, ``{"env": {...}, "cwd": "..."}`` as JSON: its environment and working
-    directory from then on. The function's directories are in place before that message is sent.
+    The process is started with ``env``, in the task root (empty until then), with a pipe to read on
+    descriptor 3 and one to write on descriptor 4. It writes ``R`` on 4 once ready (and keeps 4 open while
+    it lives), then reads from 3, up to end-of-file, ``{"env": {...}, "cwd": "..."}`` as JSON: its
+    environment and working directory from then on. The function's directories are in place before that
+    message is sent.
     """
 
     argv: tuple[str, ...]

@@ -236,46 +236,50 @@ def _drop_privileges(spec: dict) -> None:  # type: ignore[type-arg]
 def _standby(spec: dict, report: int) -> None:  # type: ignore[type-arg]
     """PID 1 of a stem cell with a pre-started runtime. Never returns.
 
-    The root is sealed without the function's parts (``/var/task`` and ``/opt`` are empty mount points,
-    ``/tmp`` is a default-size tmpfs) and a generic runtime process is started as the environment's uid with
-    a socket on descriptor 3. Once it says it is ready (``R``), PID 1 reports ``S`` and waits for the
-    specialisation: it writes the cgroup limits, grafts the function's directories in from the host's mount
-    namespace (``open_tree`` there, ``move_mount`` here, then read-only), resizes ``/tmp``, hands the runtime
-    its environment as JSON, drops to the environment's uid and stays as the namespace's init until the
-    runtime exits; then it reports the runtime's wait status (``W<status>``) and exits.
+    The root is sealed without the function's parts (``/var/task`` an empty directory, ``/opt`` an empty
+    mount point, ``/tmp`` a default-size tmpfs) and a generic runtime process is started in ``/var/task`` as
+    the environment's uid, reading descriptor 3 and writing descriptor 4. Once it says it is ready (``R``),
+    PID 1 reports ``S`` and waits for the specialisation: it writes the cgroup limits, grafts the function's
+    directories in from the host's mount namespace (:func:`_graft`), resizes ``/tmp``, writes the runtime its
+    environment as JSON, drops to the environment's uid and stays as the namespace's init until the runtime
+    exits; then it reports the runtime's wait status (``W<status>``) and exits.
     """
     import json
     import select
-    import socket
 
     root = spec["root"]
     for inside in spec["mountpoints"]:
         _mkdirs(root, inside)
     _finish_root(spec)
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    to_runtime, from_us = os.pipe()
+    to_us, from_runtime = os.pipe()
     runtime = os.fork()
     if runtime == 0:
         try:
-            ours.close()
-            os.dup2(theirs.fileno(), 3)  # inheritable, unlike the original
+            os.dup2(to_runtime, 3)  # inheritable, unlike the originals (closed by the exec)
+            os.dup2(from_runtime, 4)
             _drop_privileges(spec)
-            os.chdir("/")
+            os.chdir(spec["cwd"])  # where the code will be (a runtime may not be able to move later)
             argv = spec["argv"]
             os.execve(argv[0], argv, spec["env"])
         except BaseException as exc:
             os.write(2, f"shoal launcher: the standby runtime could not start: {exc}\n".encode())
         os._exit(127)
-    theirs.close()
-    if ours.recv(1) != b"R":
+    os.close(to_runtime)
+    os.close(from_runtime)
+    if os.read(to_us, 1) != b"R":
         raise OSError("the standby runtime ended before it was ready")
     os.write(report, b"S\n")
-    if ours.fileno() in select.select([report, ours.fileno()], [], [])[0]:
+    if to_us in select.select([report, to_us], [], [])[0]:
         raise OSError("the standby runtime ended while waiting")  # the server finds this stem dead
     spec = {**spec, **_read_spec(report)}
-    _specialise(spec)
+    _graft(spec)
     _mount(None, "/tmp", None, MS_REMOUNT | MS_NOSUID | MS_NODEV, f"size={int(spec['tmp_mb'])}m,mode=1777")
-    ours.sendall(json.dumps({"env": spec["env"], "cwd": spec["cwd"]}).encode())
-    ours.close()
+    message = memoryview(json.dumps({"env": spec["env"], "cwd": spec["cwd"]}).encode())
+    while message:
+        message = message[os.write(from_us, message) :]
+    os.close(from_us)
+    os.close(to_us)
     os.setgroups([])
     os.setgid(spec["gid"])
     os.setuid(spec["uid"])
@@ -290,25 +294,50 @@ def _standby(spec: dict, report: int) -> None:  # type: ignore[type-arg]
             os._exit(0)
 
 
-def _specialise(spec: dict) -> None:  # type: ignore[type-arg]
-    """From the host's mount namespace (where the cgroup files and the function's directories are), write the
-    environment's limits and clone its directories; back in this sealed one, bind them read-only."""
+def _open_tree(path: str) -> int:
+    tree = _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, path.encode(), OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE)
+    if tree < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"open_tree {path}: {os.strerror(err)}")
+    return tree  # type: ignore[no-any-return]
+
+
+def _graft(spec: dict) -> None:  # type: ignore[type-arg]
+    """Specialise the sealed root from the host's mount namespace, where the cgroup files and the function's
+    directories are: write the limits there and clone the directories (``open_tree``); back here, attach the
+    clones (``move_mount``) read-only. The working directory (``/var/task``), which the runtime already
+    stands in, gets the code's entries one by one: a mount over it would not be seen from inside it."""
     own = os.open("/proc/self/ns/mnt", os.O_RDONLY)
     trees: list[tuple[int, str]] = []
+    entries: list[tuple[str, str, str]] = []  # (path inside, kind "d"/"f"/"l", link target)
     try:
         _check(_libc.setns(spec["host_ns"], CLONE_NEWNS), "setns(host)")
         try:
             for path, value in spec["cgroup_limits"]:
                 _write(path, value)
             for source, inside in spec["binds"]:
-                flags = OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE
-                tree = _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, source.encode(), flags)
-                if tree < 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"open_tree {source}: {os.strerror(err)}")
-                trees.append((tree, inside))
+                if inside != spec["cwd"]:
+                    trees.append((_open_tree(source), inside))
+                    continue
+                for entry in os.scandir(source):
+                    target = f"{inside}/{entry.name}"
+                    if entry.is_symlink():
+                        entries.append((target, "l", os.readlink(entry.path)))
+                    elif entry.is_dir() or entry.is_file():
+                        entries.append((target, "d" if entry.is_dir() else "f", ""))
+                        trees.append((_open_tree(entry.path), target))
         finally:
             _check(_libc.setns(own, CLONE_NEWNS), "setns(own)")  # back, whatever happened there
+        if entries:
+            _mount(None, "/", None, MS_REMOUNT | MS_NOSUID | MS_NODEV, "size=4m,mode=755")
+            for target, kind, link in entries:
+                if kind == "d":
+                    os.mkdir(target)
+                elif kind == "f":
+                    os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
+                else:
+                    os.symlink(link, target)
+            _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4m,mode=755")
         for tree, inside in trees:
             empty = b""
             _check(

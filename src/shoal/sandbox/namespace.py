@@ -399,6 +399,7 @@ class NamespaceBackend:
                 env=dict(kind.standby.env),
                 binds=list(kind.fixed),
                 mountpoints=list(GRAFTED),
+                cwd=TASK_ROOT,
                 tmp_mb=STANDBY_TMP_MB,
                 uid=uid,
                 gid=uid,

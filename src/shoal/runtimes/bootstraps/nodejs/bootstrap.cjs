@@ -875,15 +875,16 @@ async function run(client, errorCallbacks) {
 }
 
 /**
- * Shoal's pre-started runtime: started before any function is known (SHOAL_STANDBY_FD names a socket to the
- * platform), it loads what every function needs, says it is ready (`R`), then blocks until the platform sends,
- * up to end-of-file, `{"env": {...}, "cwd": "..."}`: the function's environment and working directory. By then
- * the function's code is in place. Nothing read before that message depends on the function.
+ * Shoal's pre-started runtime: started before any function is known (SHOAL_STANDBY_FD names the pipe from the
+ * platform; the one to it is the next descriptor), it loads what every function needs, says it is ready (`R`),
+ * then blocks until the platform sends, up to end-of-file, `{"env": {...}, "cwd": "..."}`: the function's
+ * environment and working directory. By then the function's code is in place. Nothing read before that message
+ * depends on the function.
  */
 function standBy(fd) {
   require('net');
   require('url');
-  fs.writeSync(fd, 'R');
+  fs.writeSync(fd + 1, 'R'); // kept open: the platform sees it close if this process ends
   const chunks = [];
   const buffer = Buffer.allocUnsafe(65536);
   for (;;) {
