@@ -36,6 +36,12 @@ BACKENDS = [
         id="namespace",
         marks=pytest.mark.skipif(not NS_OK, reason=f"namespace sandbox unavailable on this host: {NS_WHY}"),
     ),
+    # every environment specialised from a pre-started JVM (none kept spare)
+    pytest.param(
+        lambda: NamespaceBackend(stem_cells=0, await_standby=True),
+        id="prestarted",
+        marks=pytest.mark.skipif(not NS_OK, reason=f"namespace sandbox unavailable on this host: {NS_WHY}"),
+    ),
 ]
 
 SOURCES = {
@@ -106,6 +112,52 @@ public class Orders {
 
     public Order handleRequest(Order order, Context context) {
         return order;
+    }
+}
+""",
+    "example/Probe.java": """
+package example;
+
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.RequestHandler;
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Paths;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+public class Probe implements RequestHandler<Map<String, Object>, Map<String, Object>> {
+    public Map<String, Object> handleRequest(Map<String, Object> in, Context ctx) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("pid", ProcessHandle.current().pid());
+        out.put("mine", System.getenv("MINE"));
+        out.put("standby", System.getenv("SHOAL_STANDBY_FD"));
+        out.put("userDir", System.getProperty("user.dir"));
+        try {
+            out.put("nio", new String(Files.readAllBytes(Paths.get("data.txt"))).trim());
+        } catch (IOException e) {
+            out.put("nio", e.toString());
+        }
+        try (FileInputStream f = new FileInputStream("data.txt")) {
+            out.put("io", new String(f.readAllBytes()).trim());
+        } catch (IOException e) {
+            out.put("io", e.toString());
+        }
+        try {
+            Process p = new ProcessBuilder("/bin/sh", "-c", "echo $MINE-$SHOAL_STANDBY_FD").start();
+            out.put("child", new String(p.getInputStream().readAllBytes()).trim());
+        } catch (IOException e) {
+            out.put("child", e.toString());
+        }
+        try {
+            Class.forName("java.lang.ProcessEnvironment").getDeclaredField("theUnmodifiableEnvironment")
+                .setAccessible(true);
+            out.put("reflect", "opened");
+        } catch (RuntimeException | ReflectiveOperationException e) {
+            out.put("reflect", e.getClass().getSimpleName());
+        }
+        return out;
     }
 }
 """,
@@ -495,7 +547,10 @@ def config(runtime_id, **kw):
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    return request.param()
+    made = request.param()
+    yield made
+    if isinstance(made, NamespaceBackend):
+        made.close()
 
 
 @pytest.fixture
@@ -972,3 +1027,48 @@ def test_every_installed_java_version(tmp_path, classes):
         assert json.loads(out.payload)["event"] == {"n": 3}
         assert not [line for line in lines if "][cds" in line or "][aot" in line], lines
         assert runtime.runtime_version.startswith(f"java:{runtime_id.removeprefix('java')}.")
+
+
+PRESTARTED = pytest.param(
+    lambda: NamespaceBackend(stem_cells=0, await_standby=True),
+    id="prestarted",
+    marks=pytest.mark.skipif(not NS_OK, reason=f"namespace sandbox unavailable on this host: {NS_WHY}"),
+)
+
+
+def _probe_code(classes):
+    def code(root: Path) -> None:
+        shutil.copytree(classes, root, ignore=shutil.ignore_patterns("jarred"), dirs_exist_ok=True)
+        (root / "data.txt").write_text("read relative to the task root\n")
+
+    return code
+
+
+@pytest.mark.parametrize("backend", [PRESTARTED], indirect=True)
+def test_a_prestarted_jvm_becomes_the_functions_own(make_env, classes):
+    env = make_env(_probe_code(classes), handler="example.Probe::handleRequest", environment={"MINE": "mine"})
+    (out,) = invoke_all(env, invocation())
+    got = json.loads(out.payload)
+    assert "pid" in got, (got, env.all_lines)
+    assert got["pid"] == 2  # under the launcher's init: specialised, not started for the function
+    assert got["mine"] == "mine" and got["standby"] is None
+    assert got["child"] == "mine-"  # a child process gets the function's environment, not the standby's
+    assert got["userDir"] == "/var/task"
+    assert got["nio"] == got["io"] == "read relative to the task root"  # the JVM's directory shows the code
+    # java.lang is opened to the runtime's own classes only, as on a JVM started for the function
+    assert got["reflect"] == "InaccessibleObjectException"
+    # what the JVM printed while it stood by (e.g. a JDK's warnings about its agent) is not the function's
+    app = [line for line in env.all_lines if not line.startswith(("INIT_START", "START", "END", "REPORT"))]
+    assert app == [], app
+
+
+@pytest.mark.parametrize("backend", [PRESTARTED], indirect=True)
+def test_java_tool_options_get_a_jvm_started_for_the_function(make_env, classes):
+    env = make_env(
+        _probe_code(classes),
+        handler="example.Probe::handleRequest",
+        environment={"JAVA_TOOL_OPTIONS": "-Dshoal.probe=1"},
+    )
+    (out,) = invoke_all(env, invocation())
+    got = json.loads(out.payload)
+    assert got["pid"] == 1 and got["io"] == "read relative to the task root"

@@ -24,7 +24,7 @@ from shoal.core.arns import function_arn
 from shoal.core.types import FunctionConfig
 from shoal.environments.runtime_api import Event, Reply, RuntimeEndpoint
 from shoal.logs import format as fmt
-from shoal.runtimes.registry import Runtime
+from shoal.runtimes.registry import Runtime, fill
 from shoal.sandbox.base import SandboxBackend, SandboxProcess, SandboxSpec, Standby
 
 MAX_LINE = 256 * 1024  # one log event at most (CloudWatch's event size)
@@ -222,7 +222,8 @@ class Environment:
             return None
         env = self._runtime_variables(task_root, runtime_dir, places)
         env["SHOAL_STANDBY_FD"] = "3"
-        return Standby(tuple(argv), tuple(sorted(env.items())))
+        flags = tuple(fill(flag, places) for flag in self.runtime.standby_flags)
+        return Standby((argv[0], *flags, *argv[1:]), tuple(sorted(env.items())))
 
     def _admit(self, uid: int) -> None:
         """The runtime runs as ``uid`` (a pre-started one has its own): only it may connect."""

@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 SOURCES = Path(__file__).parent / "bootstraps" / "java"
 SUPPORTED = (11, 17, 21, 25)
 MAIN_CLASS = "shoal.runtime.Bootstrap"
+STANDBY_CLASS = "shoal.runtime.Standby"
+STANDBY_LIBRARY = "libshoalstandby.so"
 SANDBOX_RUNTIME_DIR = "/var/runtime"
 # JVM defaults a function may override with JAVA_TOOL_OPTIONS: C1 only (AWS's java17 runtime's default) and
 # no hsperfdata files in /tmp. The collector is left to ergonomics (Serial below 2 CPUs or 1792 MB, which a
@@ -245,7 +247,7 @@ def cache_root() -> Path:
 
 
 def _source_files() -> list[Path]:
-    return sorted(p for p in SOURCES.rglob("*.java") if p.is_file())
+    return sorted(p for p in SOURCES.rglob("*") if p.suffix in (".java", ".c") and p.is_file())
 
 
 def _build_key(jvm: Jvm, javac: Path) -> str:
@@ -286,8 +288,9 @@ def _run(argv: list[str], what: str, cwd: Path | None = None) -> None:
         raise RuntimeError(f"{what} failed ({out.returncode}): {(out.stderr or out.stdout)[-4000:]}")
 
 
-def _write_jar(jar: Path, classes: Path, include: Iterable[str]) -> None:
-    """A reproducible jar (a zip with a manifest) of the classes under ``classes`` in the given packages."""
+def _write_jar(jar: Path, classes: Path, include: Iterable[str], manifest: str = "") -> None:
+    """A reproducible jar (a zip with a manifest, plus ``manifest``'s lines) of the classes under
+    ``classes`` in the given packages."""
     prefixes = tuple(p.replace(".", "/") + "/" for p in include)
     names = sorted(
         str(p.relative_to(classes)).replace(os.sep, "/")
@@ -298,7 +301,7 @@ def _write_jar(jar: Path, classes: Path, include: Iterable[str]) -> None:
     with zipfile.ZipFile(jar, "w", zipfile.ZIP_DEFLATED) as zf:
         info = zipfile.ZipInfo("META-INF/MANIFEST.MF", stamp)
         info.external_attr = 0o644 << 16
-        zf.writestr(info, "Manifest-Version: 1.0\r\nCreated-By: shoal\r\n\r\n")
+        zf.writestr(info, f"Manifest-Version: 1.0\r\nCreated-By: shoal\r\n{manifest}\r\n")
         for name in names:
             info = zipfile.ZipInfo(name, stamp)
             info.external_attr = 0o644 << 16
@@ -310,7 +313,7 @@ def _compile(jvm: Jvm, javac: Path, work: Path) -> Path:
     """Compiles the runtime, the API and the training handlers; returns the classes directory."""
     classes = work / "classes"
     classes.mkdir()
-    sources = [str(p) for p in _source_files()]
+    sources = [str(p) for p in _source_files() if p.suffix == ".java"]
     argfile = work / "sources.txt"
     argfile.write_text("\n".join(f'"{s}"' for s in sources) + "\n")
     _run(
@@ -403,6 +406,39 @@ def _can_unshare() -> bool:
     return os.geteuid() == 0 and hasattr(ctypes, "CDLL")
 
 
+def _compile_native(jvm: Jvm, target: Path) -> None:
+    """The pre-started runtime's one native function (``native/standby.c``), when this host has a C compiler
+    and the JDK's ``jni.h``; without it the runtime is not pre-started (its JVMs start for their function)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    include = jvm.home / "include"
+    if compiler is None or not (include / "jni.h").exists():
+        log.info("Java %s: no C compiler or jni.h here: JVMs are not pre-started", jvm.major)
+        return
+    source = SOURCES / "native" / "standby.c"
+    out = subprocess.run(
+        [
+            compiler,
+            "-shared",
+            "-fPIC",
+            "-O2",
+            f"-I{include}",
+            f"-I{include / 'linux'}",
+            "-o",
+            str(target),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if out.returncode != 0:
+        log.warning("Java %s: the standby library did not compile: %s", jvm.major, out.stderr[-2000:])
+        target.unlink(missing_ok=True)
+        return
+    os.chmod(target, 0o644)
+
+
 def build(jvm: Jvm, javac: Path, root: Path | None = None) -> Path:
     """The built bootstrap directory for ``jvm`` (building it first when the cache has none)."""
     root = root or cache_root()
@@ -424,13 +460,19 @@ def build(jvm: Jvm, javac: Path, root: Path | None = None) -> Path:
             staging = root / f".java{jvm.major}-{key}.tmp{os.getpid()}"
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir()
-            _write_jar(staging / "bootstrap.jar", classes, ["shoal.runtime", "com.amazonaws"])
+            _write_jar(
+                staging / "bootstrap.jar",
+                classes,
+                ["shoal.runtime", "com.amazonaws"],
+                f"Premain-Class: {STANDBY_CLASS}\r\n",  # the pre-started runtime is its own agent
+            )
             (staging / "jvm.flags").write_text("".join(f"{flag}\n" for flag in JVM_FLAGS))
             (staging / "cds").mkdir()
             for path in (staging, staging / "cds"):
                 os.chmod(path, 0o755)
             for path in (staging / "bootstrap.jar", staging / "jvm.flags"):
                 os.chmod(path, 0o644)
+            _compile_native(jvm, staging / STANDBY_LIBRARY)
             os.replace(staging, final)  # the archives record the jar's final path: make them only now
             task = _trainer_task(classes, work)
             archives = _make_archives(jvm, final, task)
@@ -595,6 +637,17 @@ class JavaFamily:
             ),
             env=dict(env or {}),
             host_paths=host_paths(jvm.home),
+            prestart=(bootstrap_dir / STANDBY_LIBRARY).exists(),
+            standby_flags=(f"-javaagent:{{runtime_dir}}/bootstrap.jar={{runtime_dir}}/{STANDBY_LIBRARY}",),
+            # read by the java launcher or the JVM only as it starts (the JVM's time zone and encodings too)
+            start_time_variables=(
+                "JAVA_TOOL_OPTIONS",
+                "_JAVA_OPTIONS",
+                "JDK_JAVA_OPTIONS",
+                "TZ",
+                "LANG",
+                "LC_",
+            ),
         )
 
 

@@ -37,6 +37,7 @@ class Runtime:
     preload: Path | None = None  # a bootstrap a fork-server of ``executable`` can import ahead of time
     # the bootstrap can be started before its function is known and specialised later (``Standby``)
     prestart: bool = False
+    standby_flags: tuple[str, ...] = ()  # what a pre-started one is started with after ``executable``, too
     # a function with a variable of one of these prefixes needs its runtime started with it (read only at
     # start-up: NODE_OPTIONS, LD_PRELOAD …), not specialised
     start_time_variables: tuple[str, ...] = ()

@@ -258,6 +258,8 @@ def _standby(spec: dict, report: int) -> None:  # type: ignore[type-arg]
         try:
             os.dup2(to_runtime, 3)  # inheritable, unlike the originals (closed by the exec)
             os.dup2(from_runtime, 4)
+            for fd in (3, 4):  # the runtime's own, so that it may reopen them (/proc/self/fd/N)
+                os.fchown(fd, spec["uid"], spec["gid"])
             _drop_privileges(spec)
             os.chdir(spec["cwd"])  # where the code will be (a runtime may not be able to move later)
             argv = spec["argv"]

@@ -336,6 +336,9 @@ class NamespaceBackend:
         self._replenish(kind)
         if stem is None or stem.uid is None:
             return None
+        said = _pending_output(stem.out_r)  # what it printed while it stood by is not the function's
+        if said:
+            log.info("a pre-started %s said, before its function: %s", stem_program(kind), said)
         if spec.admit is not None:
             spec.admit(stem.uid)
         if spec.uid is not None and spec.uid != stem.uid:
@@ -424,8 +427,10 @@ class NamespaceBackend:
                 theirs.close()
             lines, fds = await _read_report(report, complete)
             if not complete(lines, fds):
+                said = _pending_output(out_r)
                 raise RuntimeError(
-                    "the sandbox launcher could not prepare an environment; see the server log"
+                    "the sandbox launcher could not prepare an environment"
+                    + (f": {said}" if said else "; see the server log")
                 )
         except BaseException:
             os.close(out_r)
@@ -465,8 +470,7 @@ class NamespaceBackend:
     def _standby_failed(self, kind: StemKind, exc: Exception) -> None:
         """Environments of this kind start their runtime themselves from now on."""
         self._broken.add(kind)
-        what = kind.standby.argv[0] if kind.standby is not None else "?"
-        log.warning("pre-started %s runtimes are off: %s", what, exc)
+        log.warning("pre-started %s runtimes are off: %s", stem_program(kind), exc)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         if self.spawn is not None:
@@ -520,6 +524,10 @@ class StemKind(NamedTuple):
     fixed: tuple[tuple[str, str], ...] = ()  # the standby runtime's own binds (its bootstrap)
 
 
+def stem_program(kind: StemKind) -> str:
+    return kind.standby.argv[0] if kind.standby is not None else "?"
+
+
 def _alive(pid: int) -> bool:
     """Whether a stem's PID 1 (our child: the server is a subreaper) still runs; reaps it if not."""
     try:
@@ -541,6 +549,15 @@ def _discard_stem(stem: Stem, cgroups: CgroupPool, uids: UidAllocator) -> None:
     if stem.uid is not None:
         uids.give_back(stem.uid)
     shutil.rmtree(stem.work_dir, ignore_errors=True)
+
+
+def _pending_output(fd: int) -> str:
+    """What a stem that failed wrote (its output pipe has no reader until it becomes an environment)."""
+    os.set_blocking(fd, False)
+    try:
+        return os.read(fd, 1 << 16).decode(errors="replace").strip()[-2000:]
+    except OSError:
+        return ""
 
 
 def _until_eof(lines: list[bytes], fds: list[int]) -> bool:

@@ -16,6 +16,7 @@ import java.security.Permissions;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Shoal's Java language bootstrap: a Lambda Runtime API client that runs handlers written against
@@ -30,7 +31,17 @@ public final class Bootstrap {
     static final String TRACE_PROPERTY = "com.amazonaws.xray.traceHeader";
 
     public static void main(String[] args) {
-        int status = run(Config.fromEnvironment(System.getenv()));
+        Map<String, String> env = System.getenv();
+        String standby = env.get("SHOAL_STANDBY_FD");
+        if (standby != null) {
+            try {
+                env = Standby.await(Integer.parseInt(standby));
+            } catch (Exception e) {
+                System.err.println("LAMBDA_RUNTIME the pre-started runtime could not be specialised: " + e);
+                System.exit(1);
+            }
+        }
+        int status = run(Config.fromEnvironment(env));
         Log.flush();
         System.exit(status);
     }
