@@ -33,6 +33,7 @@ from shoal.core.tasks import Supervisor
 from shoal.core.types import FunctionConfig
 from shoal.environments.environment import Environment, Settings
 from shoal.environments.pool import EnvironmentPool, Limits
+from shoal.environments.snapshots import Snapshots
 from shoal.invoke.concurrency import ConcurrencyLimiter
 from shoal.invoke.invoker import LocalInvoker
 from shoal.logs.store import FileLogStore
@@ -85,9 +86,11 @@ class Stack:
     invoker: ConcurrencyLimiter
     functions: FunctionService
     services: Services
+    snapshots: Snapshots
 
     async def close(self) -> None:
         await self.pool.close()
+        await self.snapshots.close()
         await self.supervisor.close()
         closer = getattr(self.backend, "close", None)
         if closer is not None:
@@ -130,10 +133,13 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
         prestart=config.prestart,
     )
 
+    # copies forked from a snapshot can be isolated where they share the server's network namespace
+    can_fork = isinstance(sandbox, namespace.NamespaceBackend) and not sandbox.private_network
+
     def make_environment(fn: FunctionConfig, initialization_type: str = "on-demand") -> Environment:
         runtime = runtimes.require(fn.runtime)
         opt = layers.opt_tree([ResolvedLayer.from_dict(layer) for layer in fn.layers])
-        return Environment(
+        env = Environment(
             fn,
             runtime,
             sandbox,
@@ -144,6 +150,11 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
             initialization_type,
             opt_dir=opt,
         )
+        if initialization_type == "on-demand" and snapshots.covers(fn, runtime.family, can_fork):
+            env.snapshots = snapshots
+        return env
+
+    snapshots = Snapshots(lambda fn: make_environment(fn, "snap-start"), supervisor)
 
     limits = Limits(
         scale_per_10s=config.scaling_rate,
@@ -152,6 +163,7 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
     )
     pool = EnvironmentPool(make_environment, supervisor, idle_ttl=config.idle_ttl, limits=limits)
     catalog.subscribe(pool.on_config_change)
+    catalog.subscribe(snapshots.on_config_change)
     invoker = ConcurrencyLimiter(
         LocalInvoker(catalog, pool, config.region), catalog, config.account_concurrency
     )
@@ -172,7 +184,19 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
         layers,
     )
     stack = Stack(
-        config, supervisor, catalog, store, code, logs, runtimes, sandbox, pool, invoker, functions, services
+        config,
+        supervisor,
+        catalog,
+        store,
+        code,
+        logs,
+        runtimes,
+        sandbox,
+        pool,
+        invoker,
+        functions,
+        services,
+        snapshots,
     )
     supervisor.spawn(_flush_loop(logs, config.log_flush_interval), "log-flush")
     supervisor.spawn(pool.reap_loop(), "reaper")

@@ -121,6 +121,25 @@ class NotImplementedException(_UserError):
         return cls(f"The {operation} operation is not supported by Shoal yet.")
 
 
+class SnapStartException(_UserError):
+    status, code = 400, "SnapStartException"
+
+    @classmethod
+    def after_restore(cls) -> SnapStartException:
+        return cls(
+            "The afterRestore() runtime hook encountered an error. "
+            "For more information, check the Amazon CloudWatch logs."
+        )
+
+
+class SnapStartTimeoutException(_UserError):
+    status, code = 408, "SnapStartTimeoutException"
+
+    @classmethod
+    def restore(cls) -> SnapStartTimeoutException:
+        return cls("Lambda couldn't restore the snapshot within the timeout limit.")
+
+
 class ServiceException(ApiError):
     status, code = 500, "ServiceException"
 

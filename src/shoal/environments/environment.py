@@ -17,10 +17,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from shoal.core import ids
 from shoal.core.arns import function_arn
+from shoal.core.errors import SnapStartException, SnapStartTimeoutException
 from shoal.core.types import FunctionConfig
 from shoal.environments.runtime_api import Event, Reply, RuntimeEndpoint
 from shoal.logs import format as fmt
@@ -30,6 +31,7 @@ from shoal.sandbox.base import SandboxBackend, SandboxProcess, SandboxSpec, Stan
 MAX_LINE = 256 * 1024  # one log event at most (CloudWatch's event size)
 _RUNTIME_DIR = "/var/runtime"
 MAX_EXTENSIONS = 10  # spec §3.2
+RESTORE_TIMEOUT = 10.0  # seconds a SnapStart restore (with its after-restore hooks) may take
 EXTENSION_SHUTDOWN_GRACE = 2.0  # seconds external extensions get after SHUTDOWN (spec §3.4)
 # read by the dynamic loader and the C library only when a process starts; with one of these set by the
 # function, its runtime is started for it, never specialised from a pre-started one
@@ -71,6 +73,13 @@ class Settings:
 
 
 LogEmitter = Callable[[str, str, str, int, str], None]  # account, group, stream, timestamp ms, message
+
+
+class SnapshotSource(Protocol):
+    """Where a SnapStart version's environments are forked from (``environments/snapshots.py``)."""
+
+    async def snapshot_of(self, config: FunctionConfig) -> Environment | None:
+        """The version's snapshot, made on first need; None when this version's environments run INIT."""
 
 
 def _error_body(error_type: str, message: str) -> bytes:
@@ -119,6 +128,11 @@ class Environment:
         self._freeze_timer: asyncio.TimerHandle | None = None
         self._frozen = False
         self._init_peak_mb = 0
+        # SnapStart: where copies of this version's snapshot come from (set by the server's factory), the
+        # variables the runtime was given, and how long this environment's restore took
+        self.snapshots: SnapshotSource | None = None
+        self.variables: dict[str, str] = {}
+        self.restore_ms: float | None = None
 
     # ---- logging --------------------------------------------------------------------------------------
 
@@ -188,6 +202,8 @@ class Environment:
                 "LAMBDA_RUNTIME_DIR": runtime_dir,
             }
         )
+        if self.initialization_type == "snap-start":  # as on AWS: not available to SnapStart functions
+            del env["AWS_LAMBDA_LOG_GROUP_NAME"], env["AWS_LAMBDA_LOG_STREAM_NAME"]
         if c.log_format == "JSON":
             env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
             if c.application_log_level:
@@ -232,7 +248,13 @@ class Environment:
 
     async def start(self) -> None:
         """Create the sandbox, start the runtime and run INIT. Never raises for function faults: an init
-        failure is kept and answered to the first invocation."""
+        failure is kept and answered to the first invocation. A SnapStart version's environment is forked
+        from its snapshot instead (:meth:`_restore`)."""
+        if self.snapshots is not None:
+            snapshot = await self.snapshots.snapshot_of(self.config)
+            if snapshot is not None:
+                await self._restore(snapshot)
+                return
         loop = asyncio.get_running_loop()
         executable = None
         if self.runtime.entrypoint is not None:  # before taking any resource: nothing to give back
@@ -291,10 +313,11 @@ class Environment:
             "memory_mb": str(self.config.memory_size),
         }
         argv = self.runtime.argv(places, executable)
+        self.variables = self._environment_variables(address, task_root, runtime_dir, places)
         spec = dataclasses.replace(
             spec,
             argv=argv,
-            env=self._environment_variables(address, task_root, runtime_dir, places),
+            env=self.variables,
             extensions=tuple(f"{opt}/extensions/{name}" for name in extensions),
             standby=None if extensions else self._standby(argv, task_root, runtime_dir, places),
             admit=self._admit if self.endpoint.allowed_uid is not None else None,
@@ -333,7 +356,8 @@ class Environment:
         self.init_ms = (time.monotonic() - started) * 1000
         if self.endpoint.ready in done:
             self._capture = None
-            await self.process.after_init()
+            if self.initialization_type != "snap-start":  # a snapshot's copies start in its cgroup
+                await self.process.after_init()
             # from now on, whenever the runtime waits on /next with nothing to do, it is frozen: no CPU
             # while idle, not billed (a runtime that exits after replying is not caught mid-exit)
             self.endpoint.on_parked = self._schedule_freeze
@@ -387,11 +411,88 @@ class Environment:
             self.process.thaw()
             self._frozen = False
 
-    def _init_start_line(self) -> str:
-        return fmt.init_start(
-            self.runtime.runtime_version,
-            f"arn:aws:lambda:{self.settings.region}::runtime:{_runtime_sha(self.runtime)}",
+    def _init_start_line(self, restore: bool = False) -> str:
+        arn = f"arn:aws:lambda:{self.settings.region}::runtime:{_runtime_sha(self.runtime)}"
+        return (fmt.restore_start if restore else fmt.init_start)(self.runtime.runtime_version, arn)
+
+    # ---- SnapStart ------------------------------------------------------------------------------------
+
+    def request_fork(self, body: bytes) -> None:
+        """This environment is a snapshot: fork the copy ``body`` describes."""
+        if self.endpoint is None:
+            raise RuntimeError("the snapshot has no Runtime API")
+        self._wake()
+        self.endpoint.request_fork(body)
+
+    async def _restore(self, snapshot: Environment) -> None:
+        """Become a copy forked from ``snapshot`` (INIT and the before-snapshot hooks already ran there):
+        ``RESTORE_START``, the copy's own sandbox, the after-restore hooks, ``RESTORE_REPORT``."""
+        if snapshot._init_failure is not None:  # its INIT failed: so does every environment's, as it did
+            self._init_failure, self._init_output = snapshot._init_failure, snapshot._init_output
+            self.init_ms = snapshot.init_ms or 0.0
+            return
+        parent_uid = snapshot.process.uid if snapshot.process is not None else None
+        adoption = self.backend.fork_adoption() if parent_uid is not None else None
+        if adoption is None or parent_uid is None:
+            raise RuntimeError("this sandbox cannot adopt environments forked from a snapshot")
+        self.endpoint = RuntimeEndpoint()
+        identity = self.backend.new_identity()
+        if identity is None:
+            raise RuntimeError("this sandbox gives environments no identity of their own")
+        self.endpoint.allowed_uid = identity
+        address = await self.endpoint.listen()
+        self.variables = {**snapshot.variables, "AWS_LAMBDA_RUNTIME_API": address}
+        request = {
+            "handshake": adoption.name,
+            "uid": identity,
+            "tmp_mb": self.config.ephemeral_storage,
+            "env": self.variables,
+        }
+        self.log(self._init_start_line(restore=True))
+        started = time.monotonic()
+        deadline = started + RESTORE_TIMEOUT
+        snapshot.request_fork(json.dumps(request).encode())
+        try:
+            self.process = await asyncio.wait_for(
+                adoption.adopt(
+                    parent_uid=parent_uid,
+                    uid=identity,
+                    memory_mb=self.config.memory_size,
+                    work_dir=self.work_dir,
+                ),
+                RESTORE_TIMEOUT,
+            )
+        except TimeoutError:
+            raise SnapStartTimeoutException.restore() from None
+        finally:
+            adoption.close()
+        self.alive = True
+        self.process.exited.add_done_callback(self._on_exit)
+        asyncio.get_running_loop().add_reader(self.process.output_fd, self._on_output)
+        waiters: set[asyncio.Future[Any]] = {
+            self.endpoint.ready,
+            self.endpoint.restore_error,
+            self.process.exited,
+        }
+        done, _ = await asyncio.wait(
+            waiters, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
         )
+        self.restore_ms = (time.monotonic() - started) * 1000
+        if self.endpoint.ready in done:
+            await self.process.after_init()
+            self.log(fmt.restore_report(self.restore_ms))
+            self.endpoint.on_parked = self._schedule_freeze
+            self._schedule_freeze()
+            return
+        self._on_output()
+        await self._kill()
+        if self.endpoint.restore_error in done or self.process.exited in done:
+            raise SnapStartException.after_restore()
+        raise SnapStartTimeoutException.restore()
+
+    @property
+    def init_failed(self) -> bool:
+        return self._init_failure is not None
 
     def _on_exit(self, _: asyncio.Future[int]) -> None:
         self.alive = False
@@ -401,6 +502,7 @@ class Environment:
         self.invocations += 1
         cold = self.invocations == 1
         init_ms = self.init_ms if cold else None
+        restore_ms = self.restore_ms if cold else None
         self._capture = []
         self.log(fmt.start(inv.request_id, self.config.version))
         if self._init_failure is not None:
@@ -442,10 +544,15 @@ class Environment:
             exit_watch.remove_done_callback(on_exit)
         duration_ms = (time.monotonic() - started) * 1000
         self._on_output()  # the runtime flushed its output before posting: collect it before END
-        return await self._complete(inv, reply, duration_ms, init_ms)
+        return await self._complete(inv, reply, duration_ms, init_ms, restore_ms)
 
     async def _complete(
-        self, inv: Invocation, reply: Reply, duration_ms: float, init_ms: float | None
+        self,
+        inv: Invocation,
+        reply: Reply,
+        duration_ms: float,
+        init_ms: float | None,
+        restore_ms: float | None = None,
     ) -> Outcome:
         rid = inv.request_id
         status, error_type, function_error, payload = "success", None, False, reply.body
@@ -487,6 +594,7 @@ class Environment:
                 init_ms,
                 None if status == "success" else status,
                 None if status == "timeout" else error_type,
+                restore_ms,
             )
         )
         lines, self._capture = self._capture or [], None

@@ -80,6 +80,11 @@ class RuntimeEndpoint:
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[None] = loop.create_future()  # first /next: INIT is done
         self.init_error: asyncio.Future[tuple[str, bytes]] = loop.create_future()
+        # SnapStart: a snapshot's runtime waits on restore/next (its INIT is done) and is answered with the
+        # copies to fork; a copy reports a failed after-restore hook on restore/error
+        self.restore_error: asyncio.Future[tuple[str, bytes]] = loop.create_future()
+        self._forks: list[bytes] = []
+        self._restore_parked: _Connection | None = None
         self.current: Event | None = None
         self._queued: Event | None = None
         self._parked: _Connection | None = None
@@ -190,8 +195,18 @@ class RuntimeEndpoint:
 
     @property
     def parked(self) -> bool:
-        """The runtime waits on ``/next`` and every extension on ``event/next`` (ready for an event)."""
-        return self._parked is not None and (not self._by_name or self._extensions_parked())
+        """The runtime waits on ``/next`` (or, a snapshot, on ``restore/next``) and every extension on
+        ``event/next``: it has nothing to do."""
+        waiting = self._parked is not None or self._restore_parked is not None
+        return waiting and (not self._by_name or self._extensions_parked())
+
+    def request_fork(self, body: bytes) -> None:
+        """A snapshot's runtime: fork the copy ``body`` describes (answers ``restore/next``, now or later)."""
+        if self._restore_parked is not None:
+            conn, self._restore_parked = self._restore_parked, None
+            conn.send_fork(body)
+        else:
+            self._forks.append(body)
 
     def until_parked(self) -> asyncio.Future[None]:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -223,6 +238,26 @@ class RuntimeEndpoint:
             self._parked.close()
         self._parked = conn
         self._on_park()
+
+    def on_restore_next(self, conn: _Connection) -> None:
+        """``restore/next``: the runtime has initialised and run its before-snapshot hooks; it waits to be
+        restored (here: to be told which copies to fork)."""
+        if not self._runtime_ready:
+            self._runtime_ready = True
+            self._check_ready()
+        if self._forks:
+            conn.send_fork(self._forks.pop(0))
+            return
+        if self._restore_parked is not None and self._restore_parked is not conn:
+            self._restore_parked.close()
+        self._restore_parked = conn
+        self._on_park()
+
+    def on_restore_error(self, body: bytes, error_type: str | None) -> tuple[int, bytes]:
+        """An after-restore hook failed."""
+        if not self.restore_error.done():
+            self.restore_error.set_result((error_type or "Runtime.Unknown", body))
+        return 202, b'{"status":"OK"}'
 
     def _on_park(self) -> None:
         if not self.parked:
@@ -437,6 +472,9 @@ class _Connection(asyncio.Protocol):
         if method == b"GET" and path == _PREFIX + "invocation/next":
             endpoint.on_next(self)
             return
+        if method == b"GET" and path == _PREFIX + "restore/next":
+            endpoint.on_restore_next(self)
+            return
         if path.startswith(_EXT_PREFIX):
             self._extension_request(method, path[len(_EXT_PREFIX) :])
             return
@@ -448,6 +486,9 @@ class _Connection(asyncio.Protocol):
         body = b"".join(self._body)
         if path == _PREFIX + "init/error":
             self._send(*endpoint.on_init_error(body, error_type))
+            return
+        if path == _PREFIX + "restore/error":
+            self._send(*endpoint.on_restore_error(body, error_type))
             return
         match = _INVOCATION_RE.fullmatch(path)
         if match is None:
@@ -500,6 +541,11 @@ class _Connection(asyncio.Protocol):
             body,
             [("Content-Type", "application/json"), ("Lambda-Extension-Event-Identifier", str(uuid.uuid4()))],
         )
+
+    def send_fork(self, body: bytes) -> None:
+        """Answer a snapshot's ``restore/next``: Shoal's bootstrap forks the copy ``body`` describes (a
+        runtime without that header would resume in place, as after an AWS restore)."""
+        self._send(200, body, [("Content-Type", "application/json"), ("Shoal-Fork", "1")])
 
     def send_event(self, event: Event) -> None:
         headers = [

@@ -31,6 +31,15 @@ def init_report(init_ms: float, phase: str, status: str | None = None, error_typ
     return line
 
 
+def restore_start(runtime_version: str, runtime_version_arn: str) -> str:
+    """A SnapStart environment resumed from its version's snapshot instead of running INIT."""
+    return f"RESTORE_START Runtime Version: {runtime_version}\tRuntime Version ARN: {runtime_version_arn}"
+
+
+def restore_report(restore_ms: float) -> str:
+    return f"RESTORE_REPORT Restore Duration: {restore_ms:.2f} ms"
+
+
 def start(request_id: str, version: str) -> str:
     return f"START RequestId: {request_id} Version: {version}"
 
@@ -52,6 +61,7 @@ def report(
     init_ms: float | None = None,
     status: str | None = None,
     error_type: str | None = None,
+    restore_ms: float | None = None,
 ) -> str:
     line = (
         f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
@@ -60,6 +70,9 @@ def report(
     )
     if init_ms is not None:
         line += f"Init Duration: {init_ms:.2f} ms\t"
+    if restore_ms is not None:  # a restored SnapStart environment's first invocation
+        line += f"Restore Duration: {restore_ms:.2f} ms\t"
+        line += f"Billed Restore Duration: {billed_ms(restore_ms, None)} ms\t"
     if status:
         line += f"Status: {status}"
         if error_type:

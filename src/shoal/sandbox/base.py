@@ -57,6 +57,17 @@ class SandboxSpec:
     admit: Callable[[int], None] | None = None
 
 
+class Adoption(Protocol):
+    """How a copy forked from a snapshot's runtime becomes an environment of its own (``sandbox/forks.py``):
+    the copy connects to ``name`` (an abstract Unix socket) and :meth:`adopt` isolates it."""
+
+    name: str
+
+    async def adopt(self, *, parent_uid: int, uid: int, memory_mb: int, work_dir: Path) -> SandboxProcess: ...
+
+    def close(self) -> None: ...
+
+
 class SandboxBackend(Protocol):
     name: str
     isolates: bool  # False: functions are not isolated from each other or the host
@@ -78,6 +89,10 @@ class SandboxBackend(Protocol):
         """Start-up work (a worker thread): clean what a crashed run left, pre-create resources."""
 
     async def start(self, spec: SandboxSpec) -> SandboxProcess: ...
+
+    def fork_adoption(self) -> Adoption | None:
+        """A way in for one copy forked from a snapshot's runtime; None where the backend cannot isolate
+        such copies (SnapStart versions then run INIT in each environment)."""
 
     def cleanup_stale(self, root: Path) -> None:
         """Remove what a previous, crashed server run left behind under ``root``."""

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from shoal.sandbox.base import SandboxProcess, SandboxSpec, Standby
 from shoal.sandbox.cgroups import CgroupPool, CgroupUnavailable, Slot, cpu_quota_us
+from shoal.sandbox.forks import ForkAdoption
 from shoal.sandbox.uids import UidAllocator
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
@@ -479,6 +480,10 @@ class NamespaceBackend:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def fork_adoption(self) -> ForkAdoption | None:
+        # a copy reaches the server's abstract socket through the network namespace it shares with the host
+        return None if self.private_network else ForkAdoption(self, MAX_PROCS)
 
     def cleanup_stale(self, root: Path) -> None:
         shutil.rmtree(root, ignore_errors=True)

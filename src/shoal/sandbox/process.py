@@ -116,5 +116,8 @@ class ProcessBackend:
         tree.marker = f"AWS_LAMBDA_RUNTIME_API={api}".encode() if api else b""
         return tree
 
+    def fork_adoption(self) -> None:
+        return None  # nothing to isolate a copy with
+
     def cleanup_stale(self, root: Path) -> None:
         shutil.rmtree(root, ignore_errors=True)

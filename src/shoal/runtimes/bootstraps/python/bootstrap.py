@@ -459,6 +459,18 @@ class RuntimeClient:
         headers = [("Content-Type", "application/json"), (ERROR_TYPE_HEADER, error_result["errorType"])]
         self._post("/init/error", to_json(error_result).encode("utf-8"), headers)
 
+    def restore_next(self):
+        """SnapStart: wait to be restored. Answers ``(headers, body)``; a ``shoal-fork`` header asks for a
+        copy to be forked instead (see ``_snapshot``)."""
+        status, headers, body = self.request("GET", API_PREFIX + "/restore/next")
+        if status != 200:
+            raise RuntimeAPIError(f"Request to Lambda Runtime 'restore/next' failed. Reason: '{status}'.")
+        return headers, body
+
+    def post_restore_error(self, error_result):
+        headers = [("Content-Type", "application/json"), (ERROR_TYPE_HEADER, error_result["errorType"])]
+        self._post("/restore/error", to_json(error_result).encode("utf-8"), headers)
+
 
 def _stderr_line(message):
     try:
@@ -991,11 +1003,137 @@ def _read_config(environ):
     _ENSURE_ASCII = environ.get("AWS_EXECUTION_ENV") != "AWS_Lambda_python3.12"
 
 
+# ------------------------------------------------------------------------------------------------
+# SnapStart (AWS_LAMBDA_INITIALIZATION_TYPE=snap-start): snapshot_restore_py's hooks, and Shoal's snapshots,
+# which fork a copy per new environment
+
+
+def _install_snapshot_restore_py():
+    """``snapshot_restore_py`` as AWS's Python runtimes ship it (a function may also bundle the PyPI one)."""
+    if "snapshot_restore_py" in sys.modules:
+        return
+    import types
+
+    module = types.ModuleType("snapshot_restore_py")
+    before, after = [], []
+
+    def register_before_snapshot(func, *args, **kwargs):
+        before.append((func, args, kwargs))
+        return func
+
+    def register_after_restore(func, *args, **kwargs):
+        after.append((func, args, kwargs))
+        return func
+
+    module.register_before_snapshot = register_before_snapshot
+    module.register_after_restore = register_after_restore
+    module.get_before_snapshot = lambda: before
+    module.get_after_restore = lambda: after
+    sys.modules["snapshot_restore_py"] = module
+
+
+def _run_hooks(kind):
+    """Before snapshot: in reverse order of registration; after restore: in order."""
+    module = sys.modules.get("snapshot_restore_py")
+    hooks = list(getattr(module, f"get_{kind}", lambda: [])() or [])
+    for func, args, kwargs in reversed(hooks) if kind == "before_snapshot" else hooks:
+        func(*args, **kwargs)
+
+
+def _snapshot(client):
+    """Run the before-snapshot hooks, then wait on ``restore/next``. Shoal answers a snapshot with copies to
+    fork: each is a new environment, which resumes here with the ``RuntimeClient`` of its own Runtime API.
+    Returns the client the invocation loop uses, after the after-restore hooks have run."""
+    try:
+        _run_hooks("before_snapshot")
+    except Exception:
+        error_result, _ = build_fault_result(sys.exc_info())
+        log_error(error_result)
+        client.post_init_error(error_result)
+        _flush_std_streams()
+        sys.exit(1)
+    import ctypes  # noqa: F401  what a copy needs, imported once here rather than in every copy
+    import random  # noqa: F401
+    import signal
+    import socket  # noqa: F401
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the copies' exits are the platform's to see
+    while True:
+        _flush_std_streams()
+        headers, body = client.restore_next()
+        if "shoal-fork" not in headers:
+            break  # restored in place
+        request = json_loads(body)
+        if os.fork() == 0:
+            client.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            client = _become_copy(request)
+            break
+    import random
+
+    random.seed()  # each copy its own sequence
+    try:
+        _run_hooks("after_restore")
+    except Exception:
+        error_result, _ = build_fault_result(sys.exc_info())
+        log_error(error_result)
+        client.post_restore_error(error_result)
+        _flush_std_streams()
+        sys.exit(1)
+    return client
+
+
+def _become_copy(request):
+    """In a fresh fork: become an environment of its own (the platform's half: sandbox/forks.py)."""
+    global _log_fd
+    import ctypes
+    import socket
+
+    os.setsid()
+    channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    channel.connect("\0" + request["handshake"])
+    _, fds, _, _ = socket.recv_fds(channel, 1, 1)
+    for target in (1, 2, _log_fd):
+        if target >= 0:
+            os.dup2(fds[0], target, inheritable=target <= 2)
+    os.close(fds[0])
+    libc = ctypes.CDLL(None, use_errno=True)
+    flags = 0x10000000 | 0x00020000 | 0x08000000 | 0x04000000  # CLONE_NEWUSER | NEWNS | NEWIPC | NEWUTS
+    if libc.unshare(flags) != 0:
+        raise OSError(ctypes.get_errno(), "unshare")
+    tmp_options = f"size={int(request['tmp_mb'])}m,mode=1777".encode()
+    if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0x2 | 0x4, tmp_options) != 0:  # MS_NOSUID | MS_NODEV
+        raise OSError(ctypes.get_errno(), "mount /tmp")
+    channel.sendall(b"U")
+    if channel.recv(1) != b"M":
+        raise OSError("the platform did not adopt this copy")
+    channel.close()
+    uid = request["uid"]
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_uint32) for name in ("effective", "permitted", "inheritable")]
+
+    if libc.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)()) != 0:  # no capability left
+        raise OSError(ctypes.get_errno(), "capset")
+    os.environ.clear()
+    os.environ.update(request["env"])
+    _read_config(os.environ)
+    return RuntimeClient(os.environ.get("AWS_LAMBDA_RUNTIME_API") or "127.0.0.1:9001")
+
+
 def main():
     _read_config(os.environ)
     _setup_sys_path(os.environ.get("LAMBDA_TASK_ROOT") or "/var/task")
     _setup_process()
     client = RuntimeClient(os.environ.get("AWS_LAMBDA_RUNTIME_API") or "127.0.0.1:9001")
+    snap_start = os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start"
+    if snap_start:
+        _install_snapshot_restore_py()
 
     try:
         request_handler = get_handler(os.environ.get("_HANDLER") or "")
@@ -1012,6 +1150,14 @@ def main():
             _stderr_line(f"Failed to report the init error to the Runtime API: {exc}")
         _flush_std_streams()
         sys.exit(1)
+
+    if snap_start:
+        try:
+            client = _snapshot(client)
+        except (OSError, RuntimeAPIError) as exc:
+            _stderr_line(f"LAMBDA_RUNTIME Failed to restore: {exc}")
+            _flush_std_streams()
+            sys.exit(1)
 
     while True:
         try:

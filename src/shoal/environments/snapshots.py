@@ -1,0 +1,87 @@
+"""SnapStart: one snapshot per published version, and new environments forked from it.
+
+A version published with ``SnapStart.ApplyOn = PublishedVersions`` gets a *snapshot*: an ordinary environment
+started with ``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`` that runs INIT and the function's before-snapshot
+hooks once, then waits on ``restore/next``. Every new environment of the version is then a copy forked from
+it (``Environment._restore``): it skips INIT, gets its own uid, ``/tmp``, cgroup and Runtime API
+(``sandbox/forks.py``), re-seeds ``random``, runs the after-restore hooks and logs ``RESTORE_START`` /
+``RESTORE_REPORT`` where an on-demand environment logs ``INIT_START`` / ``INIT_REPORT``.
+
+The snapshot is made on the version's first cold start (AWS makes it when the version is published) and kept,
+frozen between forks, until the version changes or goes away or the server stops. Where copies cannot be
+isolated (the process sandbox; functions without network, whose namespace the server's socket is not in) or
+the runtime cannot fork (only Shoal's Python bootstrap can), the version's environments run INIT as on-demand
+ones do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from shoal.core.tasks import Supervisor
+from shoal.core.types import FunctionConfig
+from shoal.environments.environment import Environment
+
+log = logging.getLogger("shoal.environments")
+
+Key = tuple[str, str, str]
+SNAPSHOT_RUNTIMES = "python"  # runtime families whose bootstrap forks copies
+
+
+def applies(config: FunctionConfig) -> bool:
+    """Whether the version's new environments come from a snapshot (a published SnapStart version)."""
+    return config.snap_start_apply_on == "PublishedVersions" and config.version != "$LATEST"
+
+
+class Snapshots:
+    """The snapshot of each SnapStart version (see the module docstring)."""
+
+    def __init__(self, make: Callable[[FunctionConfig], Environment], supervisor: Supervisor) -> None:
+        self._make = make  # an environment of the version, initialization type "snap-start"
+        self._supervisor = supervisor
+        self._snapshots: dict[Key, tuple[Environment, asyncio.Task[None]]] = {}
+
+    def covers(self, config: FunctionConfig, family: str, can_fork: bool) -> bool:
+        return can_fork and family in SNAPSHOT_RUNTIMES and applies(config)
+
+    async def snapshot_of(self, config: FunctionConfig) -> Environment | None:
+        key = (config.account_id, config.name, config.version)
+        entry = self._snapshots.get(key)
+        if entry is not None:
+            env, started = entry
+            usable = env.config.revision_id == config.revision_id and (
+                not started.done() or env.alive or env.init_failed
+            )
+            if not usable:
+                self._retire(key)
+                entry = None
+        if entry is None:
+            env = self._make(config)
+            started = asyncio.get_running_loop().create_task(env.start(), name=f"snapshot-{env.id}")
+            entry = self._snapshots[key] = (env, started)
+        env, started = entry
+        await asyncio.shield(started)
+        return env
+
+    def on_config_change(self, config: FunctionConfig, deleted: bool) -> None:
+        key = (config.account_id, config.name, config.version)
+        entry = self._snapshots.get(key)
+        if entry is not None and (deleted or entry[0].config.revision_id != config.revision_id):
+            self._retire(key)
+
+    def _retire(self, key: Key) -> None:
+        env, started = self._snapshots.pop(key)
+        started.cancel()
+        self._supervisor.spawn(env.shutdown(), f"snapshot-shutdown-{env.id}")
+
+    @property
+    def count(self) -> int:
+        return len(self._snapshots)
+
+    async def close(self) -> None:
+        for key in list(self._snapshots):
+            env, started = self._snapshots.pop(key)
+            started.cancel()
+            await env.shutdown()
