@@ -328,6 +328,17 @@ def new_client(endpoint: str, read_timeout: int = 70) -> Any:
 
 
 @pytest.fixture(scope="session")
+def logs_client(endpoint: str) -> Any:
+    return boto3.client(
+        "logs",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    )
+
+
+@pytest.fixture(scope="session")
 def lambda_client(endpoint: str) -> Any:
     return new_client(endpoint)
 

@@ -11,10 +11,9 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from conftest import REGION, unique_name
+from conftest import unique_name
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="the test extension needs curl")
 
@@ -42,17 +41,6 @@ def layer_zip() -> bytes:
         info.compress_type = zipfile.ZIP_DEFLATED
         zf.writestr(info, EXTENSION)
     return buf.getvalue()
-
-
-@pytest.fixture
-def logs_client(endpoint: str) -> Any:
-    return boto3.client(
-        "logs",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="AKIDEXAMPLE",
-        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-    )
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def function_configuration(
         "PackageType": config.package_type,
         "Architectures": list(config.architectures),
         "EphemeralStorage": {"Size": config.ephemeral_storage},
-        "SnapStart": {"ApplyOn": config.snap_start_apply_on, "OptimizationStatus": "Off"},
+        "SnapStart": {"ApplyOn": config.snap_start_apply_on, "OptimizationStatus": _optimization(config)},
         "RuntimeVersionConfig": {
             "RuntimeVersionArn": f"arn:aws:lambda:{region}::runtime:{_runtime_sha(config.runtime)}"
         },
@@ -65,6 +65,12 @@ def function_configuration(
     if "ImageConfig" in config.extra:
         out["ImageConfigResponse"] = {"ImageConfig": config.extra["ImageConfig"]}
     return out
+
+
+def _optimization(config: FunctionConfig) -> str:
+    """SnapStart's ``OptimizationStatus``: On for a published version with ``ApplyOn: PublishedVersions``."""
+    on = config.snap_start_apply_on == "PublishedVersions" and config.version != "$LATEST"
+    return "On" if on else "Off"
 
 
 def _logging_config(config: FunctionConfig) -> dict[str, Any]:

@@ -206,6 +206,7 @@ class FunctionService:
                 "Runtime and Handler are mandatory parameters for functions created with deployment packages."
             )
         self.runtimes.require(body["Runtime"])
+        v.check_snap_start((body.get("SnapStart") or {}).get("ApplyOn") or "None", body["Runtime"])
         layers = await self._resolve_layers(account_id, body.get("Layers"))
         zip_bytes = self._zip_from(body.get("Code"))
         if self.catalog.get(account_id, ref.name, LATEST) is not None:
@@ -331,6 +332,10 @@ class FunctionService:
                 unzipped = await asyncio.to_thread(self._unzipped_size, current.code_key)
                 check_total_unzipped(unzipped, layers)
                 changes["layers"] = tuple(layer.to_dict() for layer in layers)
+            v.check_snap_start(
+                changes.get("snap_start_apply_on", current.snap_start_apply_on),
+                changes.get("runtime", current.runtime),
+            )
             extra = {**current.extra, **self._extra(body)}
             config = current.evolve(extra=extra, **changes, **self._in_progress())
             await self.catalog.put(config, expected_revision=current.revision_id)

@@ -120,6 +120,13 @@ def check_common(p: Problems, body: Mapping[str, Any]) -> None:
                 r"Member must satisfy regular expression pattern: "
                 r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+",
             )
+    snap_start = body.get("SnapStart")
+    if isinstance(snap_start, dict) and snap_start.get("ApplyOn") not in (None, "PublishedVersions", "None"):
+        p.add(
+            snap_start.get("ApplyOn"),
+            "snapStart.applyOn",
+            "Member must satisfy enum value set: [PublishedVersions, None]",
+        )
     tracing = body.get("TracingConfig")
     if isinstance(tracing, dict) and tracing.get("Mode") not in (None, "Active", "PassThrough"):
         p.add(
@@ -156,6 +163,17 @@ def check_common(p: Problems, body: Mapping[str, Any]) -> None:
                     f"loggingConfig.{member[0].lower()}{member[1:]}",
                     f"Member must satisfy enum value set: [{', '.join(allowed)}]",
                 )
+
+
+def check_snap_start(apply_on: str, runtime: str) -> None:
+    """SnapStart is offered for Java 11+, Python 3.12+ and .NET 8+ (AWS's list)."""
+    if apply_on != "PublishedVersions":
+        return
+    family = runtime.rstrip("0123456789.")
+    version = tuple(int(n) for n in runtime[len(family) :].split(".") if n.isdigit())
+    minimum = {"java": (11,), "python": (3, 12), "dotnet": (8,)}.get(family)
+    if minimum is None or version < minimum:
+        raise InvalidParameterValueException(f"{runtime} is not supported for SnapStart enabled functions.")
 
 
 def check_architectures(p: Problems, value: object) -> tuple[str, ...] | None:
