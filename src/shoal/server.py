@@ -133,8 +133,14 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
         prestart=config.prestart,
     )
 
-    # copies forked from a snapshot can be isolated where they share the server's network namespace
-    can_fork = isinstance(sandbox, namespace.NamespaceBackend) and not sandbox.private_network
+    can_fork = False
+    if isinstance(sandbox, namespace.NamespaceBackend):
+        ns_sandbox = sandbox
+        can_fork = await asyncio.to_thread(lambda: ns_sandbox.adopts_forks)
+    if not can_fork:
+        log.info(
+            "SnapStart versions run INIT in every environment: this sandbox cannot isolate forked copies"
+        )
 
     def make_environment(fn: FunctionConfig, initialization_type: str = "on-demand") -> Environment:
         runtime = runtimes.require(fn.runtime)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from shoal.sandbox import namespace
 from tests.e2e.conftest import RUNTIME, error_of, unique_name
 
 SOURCE = {
@@ -92,6 +93,10 @@ def test_snap_start_is_refused_for_other_runtimes(lambda_client: Any, make_funct
 
 
 @needs_312
+@pytest.mark.skipif(
+    not (namespace.available()[0] and namespace.forks_isolatable()),
+    reason="needs the namespace sandbox with unprivileged user namespaces (else SnapStart versions run INIT)",
+)
 def test_new_environments_are_forked_from_the_snapshot(
     lambda_client: Any, make_function: Any, logs_client: Any
 ) -> None:

@@ -28,7 +28,13 @@ from shoal.sandbox import namespace
 from shoal.sandbox.namespace import NamespaceBackend
 
 NS_OK, NS_WHY = namespace.available()
-pytestmark = pytest.mark.skipif(not NS_OK, reason=f"namespace sandbox unavailable on this host: {NS_WHY}")
+pytestmark = [
+    pytest.mark.skipif(not NS_OK, reason=f"namespace sandbox unavailable on this host: {NS_WHY}"),
+    pytest.mark.skipif(
+        NS_OK and not namespace.forks_isolatable(),
+        reason="this host does not let unprivileged processes make user namespaces (SnapStart copies need it)",
+    ),
+]
 RUNTIMES = PythonFamily().discover({})
 RUNTIME = next((RUNTIMES[r] for r in ("python3.12", "python3.13", "python3.11") if r in RUNTIMES), None)
 

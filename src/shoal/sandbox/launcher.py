@@ -516,13 +516,36 @@ def probe() -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+CLONE_NEWUSER = 0x10000000
+
+
+def probe_userns() -> int:
+    """Whether an unprivileged process may make a user namespace (what a copy forked from a SnapStart
+    snapshot does to become an environment of its own): 0 if so."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare")
+            os._exit(0)
+        except BaseException as exc:
+            os.write(2, f"{exc}\n".encode())
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
 def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--probe":
         return probe()
+    if len(sys.argv) == 2 and sys.argv[1] == "--probe-userns":
+        return probe_userns()
     if len(sys.argv) in (3, 5) and sys.argv[1] == "--serve":
         preload = sys.argv[4] if len(sys.argv) == 5 and sys.argv[3] == "--preload" else None
         return serve(int(sys.argv[2]), preload)
-    sys.stderr.write("usage: launcher.py --serve FD [--preload BOOTSTRAP] | --probe ROOT\n")
+    sys.stderr.write("usage: launcher.py --serve FD [--preload BOOTSTRAP] | --probe ROOT | --probe-userns\n")
     return 2
 
 

@@ -69,6 +69,18 @@ def available() -> tuple[bool, str]:
     return True, ""
 
 
+def forks_isolatable() -> bool:
+    """Whether copies forked from a SnapStart snapshot can be given namespaces of their own here (unprivileged
+    user namespaces allowed)."""
+    try:
+        probe = subprocess.run(
+            [*_launcher_argv(), "--probe-userns"], capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
+
+
 def become_subreaper() -> None:
     """Orphaned environment processes (the launcher exits after forking) are re-parented to this process."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -181,6 +193,7 @@ class NamespaceBackend:
         self._stems: dict[StemKind, list[Stem]] = {}
         self._making: dict[StemKind, int] = {}
         self._broken: set[StemKind] = set()  # pre-started runtimes that failed to start: not tried again
+        self._forks_ok: bool | None = None
         # with none ready, wait for a pre-started runtime rather than start one directly (makes the path
         # certain, for tests of it)
         self.await_standby = await_standby
@@ -481,9 +494,16 @@ class NamespaceBackend:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def adopts_forks(self) -> bool:
+        """Copies forked from a snapshot can be isolated: they reach the server's abstract socket through the
+        network namespace they share with it, and may make user namespaces (probed once)."""
+        if self._forks_ok is None:
+            self._forks_ok = not self.private_network and forks_isolatable()
+        return self._forks_ok
+
     def fork_adoption(self) -> ForkAdoption | None:
-        # a copy reaches the server's abstract socket through the network namespace it shares with the host
-        return None if self.private_network else ForkAdoption(self, MAX_PROCS)
+        return ForkAdoption(self, MAX_PROCS) if self.adopts_forks else None
 
     def cleanup_stale(self, root: Path) -> None:
         shutil.rmtree(root, ignore_errors=True)
