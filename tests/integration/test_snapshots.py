@@ -32,7 +32,7 @@ pytestmark = [
     pytest.mark.skipif(not NS_OK, reason=f"namespace sandbox unavailable on this host: {NS_WHY}"),
     pytest.mark.skipif(
         NS_OK and not namespace.forks_isolatable(),
-        reason="this host does not let unprivileged processes make user namespaces (SnapStart copies need it)",
+        reason="unprivileged processes may not make user namespaces here (SnapStart copies need them)",
     ),
 ]
 RUNTIMES = PythonFamily().discover({})
