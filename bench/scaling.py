@@ -55,12 +55,14 @@ ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/bench"
 ACCOUNT_CONCURRENCY = 2000
 PACE_S = 0.2
-PHASES = ("cold", "memory", "sequential", "sustained", "burst")
+PHASES = ("cold", "memory", "sequential", "sustained", "burst", "snapstart")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _INIT_RE = re.compile(r"Init Duration: ([0-9.]+) ms")
 
 PY_NOOP = "def handler(e, c):\n    return None\n"
 PY_SLEEP = "import time\n\n\ndef handler(e, c):\n    time.sleep(0.1)\n    return c.log_stream_name\n"
+# SnapStart functions have no log stream name: an environment is known by its own uid
+PY_SLEEP_UID = "import os, time\n\n\ndef handler(e, c):\n    time.sleep(0.1)\n    return os.getuid()\n"
 NODE_NOOP = "exports.handler = async () => null;\n"
 RUBY_NOOP = "def handler(event:, context:)\n  nil\nend\n"
 JAVA_NOOP = (
@@ -616,8 +618,9 @@ def choose_kinds(offered: list[str], tmp: Path, notes: list[str]) -> list[Kind]:
     return kinds
 
 
-def create_functions(lam: Any, specs: list[tuple[str, Kind]], memory_mb: int = 128) -> None:
-    """Create the functions (4 at a time) and wait until every one is Active."""
+def create_functions(lam: Any, specs: list[tuple[str, Kind]], memory_mb: int = 128, **extra: Any) -> None:
+    """Create the functions (4 at a time, with ``extra`` CreateFunction members) and wait until every one is
+    Active."""
 
     def create(spec: tuple[str, Kind]) -> None:
         name, kind = spec
@@ -629,6 +632,7 @@ def create_functions(lam: Any, specs: list[tuple[str, Kind]], memory_mb: int = 1
             Code={"ZipFile": kind.make(name)},
             MemorySize=memory_mb,
             Timeout=30,
+            **extra,
         )
 
     def wait(spec: tuple[str, Kind]) -> None:
@@ -726,6 +730,7 @@ class Bench:
         self.metrics: dict[str, dict[str, Any]] = {}
         self.cold: list[dict[str, Any]] = []
         self.bursts: list[dict[str, Any]] = []
+        self.snap_bursts: list[dict[str, Any]] = []
         self.sustained: dict[str, Any] = {}
         self.memory: dict[str, Any] = {}
         self.sequential: dict[str, Any] = {}
@@ -798,33 +803,60 @@ class Bench:
     # ---- 2. bursts -----------------------------------------------------------------------------------------
 
     def phase_burst(self, lam: Any, kind: Kind) -> None:
-        assert self.server is not None
         for n in self.plan.bursts:
             name = f"burst-{n}"
             create_functions(lam, [(name, python_kind(kind.runtime, PY_SLEEP))])
-            time.sleep(1.0)  # stem cells replenished, the machine quiet
-            window = Window(self.server).start()
-            with (
-                self.profiler.record(f"burst-{n}")
-                if (self.profiler and n == max(self.plan.bursts))
-                else contextlib.nullcontext()
-            ):
-                result = asyncio.run(self._burst(name, n))
-            result["cpu"] = cpu = window.stop()
-            envs = max(1, result["environments"])
-            result["server_cpu_ms_per_environment"] = cpu["server_cpu_pct"] * cpu["wall_s"] * 10 / envs
-            result["descendants_cpu_ms_per_environment"] = (
-                cpu["descendants_cpu_pct"] * cpu["wall_s"] * 10 / envs
-            )
-            self.bursts.append(result)
-            self.metrics[f"burst.{n}.latency"] = result["latency_ms"]
-            self.log(
-                f"burst {n}: all done in {result['all_done_s']:.2f} s, {result['environments']} "
-                f"environments ({result['environments_per_s']:.0f}/s), statuses {result['statuses']}, "
-                f"server CPU {result['cpu']['server_cpu_pct']:.0f}%"
-            )
+            self._measure_burst(name, n, self.bursts, "burst")
             delete_functions(lam, [name])
             time.sleep(1.0)
+
+    def phase_snapstart(self, lam: Any, kind: Kind) -> None:
+        """Bursts on a published SnapStart version whose snapshot is made: every new environment is forked."""
+        if not re.fullmatch(r"python3\.(1[2-9]|[2-9]\d)", kind.runtime):
+            self.notes.append(f"snapstart: skipped, {kind.runtime} is not python3.12 or later")
+            return
+        assert self.server is not None
+        for n in self.plan.bursts:
+            name = f"snap-{n}"
+            create_functions(
+                lam,
+                [(name, python_kind(kind.runtime, PY_SLEEP_UID))],
+                SnapStart={"ApplyOn": "PublishedVersions"},
+            )
+            target = f"{name}:{lam.publish_version(FunctionName=name)['Version']}"
+            conn = http.client.HTTPConnection(HOST, self.server.port, timeout=60)
+            status, ms, _, body = invoke_once(conn, target)  # makes the snapshot (its INIT) and one copy
+            conn.close()
+            if status != 200:
+                self.notes.append(f"snapstart: the first invoke answered {status}: {body[:300]!r}")
+                delete_functions(lam, [name])
+                return
+            self.log(f"snapstart: snapshot and first copy in {ms:.0f} ms")
+            self._measure_burst(target, n, self.snap_bursts, "snapstart")
+            delete_functions(lam, [name])
+            time.sleep(1.0)
+
+    def _measure_burst(self, target: str, n: int, into: list[dict[str, Any]], label: str) -> None:
+        assert self.server is not None
+        time.sleep(1.0)  # stem cells replenished, the machine quiet
+        window = Window(self.server).start()
+        with (
+            self.profiler.record(f"{label}-{n}")
+            if (self.profiler and n == max(self.plan.bursts))
+            else contextlib.nullcontext()
+        ):
+            result = asyncio.run(self._burst(target, n))
+        result["cpu"] = cpu = window.stop()
+        envs = max(1, result["environments"])
+        result["server_cpu_ms_per_environment"] = cpu["server_cpu_pct"] * cpu["wall_s"] * 10 / envs
+        result["descendants_cpu_ms_per_environment"] = cpu["descendants_cpu_pct"] * cpu["wall_s"] * 10 / envs
+        into.append(result)
+        self.metrics[f"{label}.{n}.latency"] = result["latency_ms"]
+        self.log(
+            f"{label} {n}: all done in {result['all_done_s']:.2f} s, {result['environments']} "
+            f"environments ({result['environments_per_s']:.0f}/s), statuses {result['statuses']}, "
+            f"server CPU {result['cpu']['server_cpu_pct']:.0f}%"
+        )
 
     async def _burst(self, name: str, n: int) -> dict[str, Any]:
         assert self.server is not None
@@ -1101,6 +1133,7 @@ class Bench:
             "sequential": lambda: self.phase_sequential(lam, py),
             "sustained": lambda: self.phase_sustained(lam, py),
             "burst": lambda: self.phase_burst(lam, py),
+            "snapstart": lambda: self.phase_snapstart(lam, py),
         }
         for name, fn in phases.items():
             if name in self.args.phases:
@@ -1125,6 +1158,7 @@ class Bench:
                 "metrics": self.metrics,
                 "cold": self.cold,
                 "burst": self.bursts,
+                "snapstart_burst": self.snap_bursts,
                 "sustained": self.sustained,
                 "memory": self.memory,
                 "sequential": self.sequential,
@@ -1172,22 +1206,34 @@ class Bench:
                 )
             if row["errors"]:
                 lines.append(f"   {'':<16}non-200: {row['errors']}")
-        if self.bursts:
+        for title, bursts in (
+            (
+                "2. burst: N concurrent first invocations of a fresh function (handler sleeps 0.1 s)",
+                self.bursts,
+            ),
+            (
+                "2b. snapstart: N concurrent invocations of a published SnapStart version (its snapshot "
+                "made, one copy warm): new environments forked from the snapshot",
+                self.snap_bursts,
+            ),
+        ):
+            if not bursts:
+                continue
             lines += [
                 "",
-                "2. burst: N concurrent first invocations of a fresh function (handler sleeps 0.1 s)",
+                title,
                 f"   {'N':>5}{'all done s':>12}{'envs':>6}{'envs/s':>8}{'lat p50':>9}{'p99':>9}"
                 f"{'server%':>9}{'envs%':>7}{'other%':>8}{'srv ms/env':>12}{'envs ms/env':>13}  statuses",
             ]
-        for b in self.bursts:
-            lat, cpu = b["latency_ms"], b["cpu"]
-            lines.append(
-                f"   {b['n']:>5}{b['all_done_s']:>12.2f}{b['environments']:>6}{b['environments_per_s']:>8.0f}"
-                f"{f(lat.get('median'), 0):>9}{f(lat.get('p99'), 0):>9}{cpu['server_cpu_pct']:>9.0f}"
-                f"{cpu['descendants_cpu_pct']:>7.0f}{cpu['other_cpu_pct']:>8.0f}"
-                f"{b['server_cpu_ms_per_environment']:>12.1f}{b['descendants_cpu_ms_per_environment']:>13.1f}"
-                f"  {b['statuses']}"
-            )
+            for b in bursts:
+                lat, cpu = b["latency_ms"], b["cpu"]
+                lines.append(
+                    f"   {b['n']:>5}{b['all_done_s']:>12.2f}{b['environments']:>6}"
+                    f"{b['environments_per_s']:>8.0f}{f(lat.get('median'), 0):>9}{f(lat.get('p99'), 0):>9}"
+                    f"{cpu['server_cpu_pct']:>9.0f}{cpu['descendants_cpu_pct']:>7.0f}{cpu['other_cpu_pct']:>8.0f}"
+                    f"{b['server_cpu_ms_per_environment']:>12.1f}"
+                    f"{b['descendants_cpu_ms_per_environment']:>13.1f}  {b['statuses']}"
+                )
         s = self.sustained
         if s:
             lat, cpu = s["latency_ms"], s["cpu"]

@@ -133,6 +133,7 @@ class Environment:
         self.snapshots: SnapshotSource | None = None
         self.variables: dict[str, str] = {}
         self.restore_ms: float | None = None
+        self._forks_in_flight = 0  # a snapshot is never frozen while a copy may still be in its process group
 
     # ---- logging --------------------------------------------------------------------------------------
 
@@ -356,7 +357,9 @@ class Environment:
         self.init_ms = (time.monotonic() - started) * 1000
         if self.endpoint.ready in done:
             self._capture = None
-            if self.initialization_type != "snap-start":  # a snapshot's copies start in its cgroup
+            if self.initialization_type == "snap-start":  # its copies begin in its cgroup
+                await self.process.become_snapshot()
+            else:
                 await self.process.after_init()
             # from now on, whenever the runtime waits on /next with nothing to do, it is frozen: no CPU
             # while idle, not billed (a runtime that exits after replying is not caught mid-exit)
@@ -399,6 +402,8 @@ class Environment:
 
     def _freeze_now(self) -> None:
         self._freeze_timer = None
+        if self._forks_in_flight:
+            return  # frozen once the last copy has left (fork_settled)
         if self.process is not None and self.alive and self.endpoint is not None and self.endpoint.parked:
             self.process.freeze()
             self._frozen = True
@@ -418,11 +423,19 @@ class Environment:
     # ---- SnapStart ------------------------------------------------------------------------------------
 
     def request_fork(self, body: bytes) -> None:
-        """This environment is a snapshot: fork the copy ``body`` describes."""
+        """This environment is a snapshot: fork the copy ``body`` describes. Until :meth:`fork_settled`,
+        the snapshot is not frozen (a stop signal to its process group would catch a copy that has not left
+        it yet)."""
         if self.endpoint is None:
             raise RuntimeError("the snapshot has no Runtime API")
+        self._forks_in_flight += 1
         self._wake()
         self.endpoint.request_fork(body)
+
+    def fork_settled(self) -> None:
+        self._forks_in_flight -= 1
+        if not self._forks_in_flight and self.endpoint is not None and self.endpoint.parked:
+            self._schedule_freeze()
 
     async def _restore(self, snapshot: Environment) -> None:
         """Become a copy forked from ``snapshot`` (INIT and the before-snapshot hooks already ran there):
@@ -466,6 +479,7 @@ class Environment:
             raise SnapStartTimeoutException.restore() from None
         finally:
             adoption.close()
+            snapshot.fork_settled()
         self.alive = True
         self.process.exited.add_done_callback(self._on_exit)
         asyncio.get_running_loop().add_reader(self.process.output_fd, self._on_output)

@@ -157,6 +157,11 @@ class SandboxProcess:
     async def after_init(self) -> None:
         """Called once INIT has finished (e.g. to apply the CPU quota)."""
 
+    async def become_snapshot(self) -> None:
+        """Called instead of :meth:`after_init` for a SnapStart snapshot, which copies are forked from: a copy
+        begins in the snapshot's cgroup and what it touches there stays charged to it, so the snapshot runs
+        with neither CPU quota nor memory limit once its INIT (which had the function's limit) is done."""
+
     def oom_killed(self) -> bool:
         """Whether the environment was killed for exceeding its memory (needs a memory cgroup)."""
         return False

@@ -109,6 +109,16 @@ class Slot:
             _write(self.paths["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
             _write(self.paths["cpu"] / "cpu.cfs_quota_us", str(quota_us))
 
+    def lift_memory_limit(self) -> None:
+        """No memory limit (a snapshot's cgroup keeps what its copies touched before they left it)."""
+        if self.version == 2:
+            _write(self.paths["unified"] / "memory.max", "max")
+            return
+        memsw = self.paths["memory"] / "memory.memsw.limit_in_bytes"
+        if memsw.exists():
+            _write(memsw, "-1")
+        _write(self.paths["memory"] / "memory.limit_in_bytes", "-1")
+
     def clear_cpu_quota(self) -> None:
         if self.version == 2:
             _write(self.paths["unified"] / "cpu.max", f"max {CPU_PERIOD_US}")

@@ -161,6 +161,9 @@ class NamespaceProcess(SandboxProcess):
         quota = cpu_quota_us(self.memory_mb, self.backend.cpu_floor, os.cpu_count() or 1)
         await asyncio.to_thread(self.slot.set_cpu_quota, quota)
 
+    async def become_snapshot(self) -> None:
+        await asyncio.to_thread(self.slot.lift_memory_limit)
+
     async def destroy(self, grace: float = 0.0) -> None:
         self.thaw()  # a stopped process does not act on SIGTERM
         await super().destroy(grace)
