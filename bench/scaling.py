@@ -507,12 +507,12 @@ def summarize_stacks(path: Path, possible: float) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def lambda_client(endpoint: str) -> Any:
+def lambda_client(endpoint: str, service: str = "lambda") -> Any:
     import boto3
     from botocore.config import Config
 
     return boto3.client(
-        "lambda",
+        service,
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="bench",
@@ -643,6 +643,26 @@ def create_functions(lam: Any, specs: list[tuple[str, Kind]], memory_mb: int = 1
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         list(pool.map(create, specs))
         list(pool.map(wait, specs))
+
+
+def restore_durations(endpoint: str, name: str, expected: int) -> list[float]:
+    """The ``Restore Duration`` of every RESTORE_REPORT in the function's log group (its copies' restores),
+    once ``expected`` of them are there (or 15 s have passed)."""
+    logs = lambda_client(endpoint, "logs")
+    found: list[float] = []
+    deadline = time.monotonic() + 15  # log lines reach the store within its flush interval
+    pages = logs.get_paginator("filter_log_events")
+    while time.monotonic() < deadline:
+        found = [
+            float(event["message"].split()[3])
+            for page in pages.paginate(logGroupName=f"/aws/lambda/{name}")
+            for event in page["events"]
+            if event["message"].startswith("RESTORE_REPORT Restore Duration: ")
+        ]
+        if len(found) >= expected:
+            break
+        time.sleep(0.5)
+    return found
 
 
 def delete_functions(lam: Any, names: Iterable[str]) -> None:
@@ -833,6 +853,9 @@ class Bench:
                 return
             self.log(f"snapstart: snapshot and first copy in {ms:.0f} ms")
             self._measure_burst(target, n, self.snap_bursts, "snapstart")
+            restores = restore_durations(self.server.endpoint, name, self.snap_bursts[-1]["environments"])
+            self.snap_bursts[-1]["restore_ms"] = summarize(restores)
+            self.metrics[f"snapstart.{n}.restore"] = summarize(restores)
             delete_functions(lam, [name])
             time.sleep(1.0)
 
@@ -1234,6 +1257,12 @@ class Bench:
                     f"{b['server_cpu_ms_per_environment']:>12.1f}"
                     f"{b['descendants_cpu_ms_per_environment']:>13.1f}  {b['statuses']}"
                 )
+                restore = b.get("restore_ms")
+                if restore:
+                    lines.append(
+                        f"   {'':>5}Restore Duration of its {restore['n']} copies: p50 "
+                        f"{f(restore.get('median'))} ms, p99 {f(restore.get('p99'))} ms"
+                    )
         s = self.sustained
         if s:
             lat, cpu = s["latency_ms"], s["cpu"]
