@@ -61,8 +61,13 @@ _INIT_RE = re.compile(r"Init Duration: ([0-9.]+) ms")
 
 PY_NOOP = "def handler(e, c):\n    return None\n"
 PY_SLEEP = "import time\n\n\ndef handler(e, c):\n    time.sleep(0.1)\n    return c.log_stream_name\n"
-# SnapStart functions have no log stream name: an environment is known by its own uid
-PY_SLEEP_UID = "import os, time\n\n\ndef handler(e, c):\n    time.sleep(0.1)\n    return os.getuid()\n"
+# SnapStart functions have no log stream name: an environment is known by its own uid. {"end": true} ends the
+# environment (the next invocation then needs a new one)
+PY_SLEEP_UID = (
+    "import os, time\n\n\ndef handler(e, c):\n    if e.get('end'):\n        os._exit(0)\n"
+    "    time.sleep(e.get('sleep', 0.1))\n    return os.getuid()\n"
+)
+_RESTORE_RE = re.compile(r"\tRestore Duration: ([\d.]+) ms")
 NODE_NOOP = "exports.handler = async () => null;\n"
 RUBY_NOOP = "def handler(event:, context:)\n  nil\nend\n"
 JAVA_NOOP = (
@@ -674,13 +679,19 @@ def delete_functions(lam: Any, names: Iterable[str]) -> None:
         list(pool.map(delete, names))
 
 
-def invoke_once(conn: http.client.HTTPConnection, name: str) -> tuple[int, float, float | None, bytes]:
-    """(status, client wall ms, Init Duration ms or None, body) of one raw Invoke with the log tail."""
+def invoke_once(
+    conn: http.client.HTTPConnection,
+    name: str,
+    payload: bytes = b"{}",
+    pattern: re.Pattern[str] | None = None,
+) -> tuple[int, float, float | None, bytes]:
+    """(status, client wall ms, Init Duration ms — or what ``pattern`` finds in the tail — or None, body) of
+    one raw Invoke with the log tail."""
     headers = {"Content-Type": "application/json", "X-Amz-Log-Type": "Tail"}
     for attempt in (1, 2):
         t0 = time.perf_counter()
         try:
-            conn.request("POST", f"/2015-03-31/functions/{name}/invocations", body=b"{}", headers=headers)
+            conn.request("POST", f"/2015-03-31/functions/{name}/invocations", body=payload, headers=headers)
             response = conn.getresponse()
             body = response.read()
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
@@ -693,7 +704,7 @@ def invoke_once(conn: http.client.HTTPConnection, name: str) -> tuple[int, float
     ms = (time.perf_counter() - t0) * 1000
     tail = response.getheader("X-Amz-Log-Result")
     text = base64.b64decode(tail).decode("utf-8", "replace") if tail else ""
-    match = _INIT_RE.search(text)
+    match = (pattern or _INIT_RE).search(text)
     return response.status, ms, float(match.group(1)) if match else None, body
 
 
@@ -751,6 +762,7 @@ class Bench:
         self.cold: list[dict[str, Any]] = []
         self.bursts: list[dict[str, Any]] = []
         self.snap_bursts: list[dict[str, Any]] = []
+        self.snap_sequential: dict[str, Any] = {}
         self.sustained: dict[str, Any] = {}
         self.memory: dict[str, Any] = {}
         self.sequential: dict[str, Any] = {}
@@ -852,12 +864,38 @@ class Bench:
                 delete_functions(lam, [name])
                 return
             self.log(f"snapstart: snapshot and first copy in {ms:.0f} ms")
+            if n == self.plan.bursts[0]:
+                self._sequential_restores(target)
             self._measure_burst(target, n, self.snap_bursts, "snapstart")
             restores = restore_durations(self.server.endpoint, name, self.snap_bursts[-1]["environments"])
             self.snap_bursts[-1]["restore_ms"] = summarize(restores)
             self.metrics[f"snapstart.{n}.restore"] = summarize(restores)
             delete_functions(lam, [name])
             time.sleep(1.0)
+
+    def _sequential_restores(self, target: str) -> None:
+        """New copies one at a time: each measured invocation needs a new environment because the one before
+        ended its own (``{"end": true}``)."""
+        assert self.server is not None
+        conn = http.client.HTTPConnection(HOST, self.server.port, timeout=60)
+        wall, restore = [], []
+        for _ in range(self.plan.cold):
+            invoke_once(conn, target, b'{"end": true}')  # the current copy ends (Runtime.ExitError)
+            time.sleep(PACE_S)
+            status, ms, restore_ms, body = invoke_once(conn, target, b'{"sleep": 0}', _RESTORE_RE)
+            if status == 200 and restore_ms is not None:
+                wall.append(ms)
+                restore.append(restore_ms)
+            elif len(self.notes) < 30:
+                self.notes.append(f"snapstart sequential: {status} {body[:200]!r}")
+        conn.close()
+        self.snap_sequential = {"first_invoke_ms": summarize(wall), "restore_ms": summarize(restore)}
+        self.metrics["snapstart.sequential.first_invoke"] = summarize(wall)
+        self.metrics["snapstart.sequential.restore"] = summarize(restore)
+        first, restored = summarize(wall).get("median", 0), summarize(restore).get("median", 0)
+        self.log(
+            f"snapstart sequential: first invoke of a new copy p50 {first:.1f} ms, restore {restored:.1f} ms"
+        )
 
     def _measure_burst(self, target: str, n: int, into: list[dict[str, Any]], label: str) -> None:
         assert self.server is not None
@@ -1182,6 +1220,7 @@ class Bench:
                 "cold": self.cold,
                 "burst": self.bursts,
                 "snapstart_burst": self.snap_bursts,
+                "snapstart_sequential": self.snap_sequential,
                 "sustained": self.sustained,
                 "memory": self.memory,
                 "sequential": self.sequential,
@@ -1263,6 +1302,14 @@ class Bench:
                         f"   {'':>5}Restore Duration of its {restore['n']} copies: p50 "
                         f"{f(restore.get('median'))} ms, p99 {f(restore.get('p99'))} ms"
                     )
+        q = self.snap_sequential
+        if q:
+            w, r = q["first_invoke_ms"], q["restore_ms"]
+            lines.append(
+                f"   one at a time ({w.get('n', 0)} new copies, {PACE_S} s apart): first invoke p50 "
+                f"{f(w.get('median'))} ms, p99 {f(w.get('p99'))}; Restore Duration p50 "
+                f"{f(r.get('median'))} ms, p99 {f(r.get('p99'))}"
+            )
         s = self.sustained
         if s:
             lat, cpu = s["latency_ms"], s["cpu"]
