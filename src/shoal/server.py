@@ -160,7 +160,7 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
             env.snapshots = snapshots
         return env
 
-    snapshots = Snapshots(lambda fn: make_environment(fn, "snap-start"), supervisor)
+    snapshots = Snapshots(lambda fn: make_environment(fn, "snap-start"), supervisor, spares=config.stem_cells)
 
     limits = Limits(
         scale_per_10s=config.scaling_rate,

@@ -331,3 +331,42 @@ def _running(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_spare_copies_made_ahead_become_the_next_environments(harness: Harness) -> None:
+    harness.code_is(PROBE)
+
+    async def scenario() -> tuple[list[int], list[int], list[dict[str, Any]], list[int]]:
+        first = harness.environment()
+        await first.start()  # forks for itself, then spares are made in the background
+        deadline = time.monotonic() + 20
+        while (
+            time.monotonic() < deadline
+            and len(harness.snapshots._spares.get(("123456789012", "snap", "1"), [])) < 2
+        ):
+            await asyncio.sleep(0.02)
+        spares = [c.process.pid for c in harness.snapshots._spares[("123456789012", "snap", "1")]]
+        later = [harness.environment() for _ in range(2)]
+        for env in later:
+            await env.start()
+        got = [body(await invoke(env, {"write": "mine"})) for env in later]
+        used = [env.process.pid for env in later if env.process is not None]
+        deadline = time.monotonic() + 20  # and new spares replace them
+        while (
+            time.monotonic() < deadline
+            and len(harness.snapshots._spares.get(("123456789012", "snap", "1"), [])) < 2
+        ):
+            await asyncio.sleep(0.02)
+        waiting = [c.process.pid for c in harness.snapshots._spares[("123456789012", "snap", "1")]]
+        await harness.close()
+        return spares, used, got, waiting
+
+    spares, used, got, waiting = run(scenario())
+    assert sorted(used) == sorted(spares)  # the spares became the environments
+    assert len({g["uid"] for g in got}) == 2 and all(g["tmp"] == ["mine"] for g in got)
+    assert len({g["api"] for g in got}) == 2 and all(g["type"] == "snap-start" for g in got)
+    assert len(waiting) == 2 and not set(waiting) & set(used)
+    deadline = time.monotonic() + 10  # closing the registry let the unused spares go
+    while time.monotonic() < deadline and any(_running(pid) for pid in waiting):
+        time.sleep(0.05)
+    assert not [pid for pid in waiting if _running(pid)]

@@ -26,7 +26,7 @@ from shoal.core.types import FunctionConfig
 from shoal.environments.runtime_api import Event, Reply, RuntimeEndpoint
 from shoal.logs import format as fmt
 from shoal.runtimes.registry import Runtime, fill
-from shoal.sandbox.base import SandboxBackend, SandboxProcess, SandboxSpec, Standby
+from shoal.sandbox.base import Adoption, SandboxBackend, SandboxProcess, SandboxSpec, Standby
 
 MAX_LINE = 256 * 1024  # one log event at most (CloudWatch's event size)
 _RUNTIME_DIR = "/var/runtime"
@@ -75,11 +75,25 @@ class Settings:
 LogEmitter = Callable[[str, str, str, int, str], None]  # account, group, stream, timestamp ms, message
 
 
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """A copy forked from a snapshot, in its own sandbox, waiting for its variables."""
+
+    adoption: Adoption
+    process: SandboxProcess
+
+
 class SnapshotSource(Protocol):
     """Where a SnapStart version's environments are forked from (``environments/snapshots.py``)."""
 
     async def snapshot_of(self, config: FunctionConfig) -> Environment | None:
         """The version's snapshot, made on first need; None when this version's environments run INIT."""
+
+    def take_spare(self, config: FunctionConfig) -> Copy | None:
+        """A copy of the version's snapshot made ahead of need, if one is ready."""
+
+    def replenish(self, config: FunctionConfig, snapshot: Environment) -> None:
+        """Make spare copies ahead of need (in the background)."""
 
 
 def _error_body(error_type: str, message: str) -> bytes:
@@ -437,70 +451,93 @@ class Environment:
         if not self._forks_in_flight and self.endpoint is not None and self.endpoint.parked:
             self._schedule_freeze()
 
+    async def fork_copy(
+        self, memory_mb: int, tmp_mb: int, work_dir: Path, identity: int | None = None
+    ) -> Copy:
+        """This environment is a snapshot: fork a copy and move it into a sandbox of its own (``identity``,
+        or a new one; its cgroup and ``/tmp``), where it waits for an environment's variables
+        (``Copy.adoption.deliver``)."""
+        parent_uid = self.process.uid if self.process is not None else None
+        adoption = self.backend.fork_adoption() if parent_uid is not None else None
+        if adoption is None or parent_uid is None:
+            raise RuntimeError("this sandbox cannot adopt environments forked from a snapshot")
+        if identity is None:
+            identity = self.backend.new_identity()
+        if identity is None:
+            adoption.close()
+            raise RuntimeError("this sandbox gives environments no identity of their own")
+        self.request_fork(
+            json.dumps({"handshake": adoption.name, "uid": identity, "tmp_mb": tmp_mb}).encode()
+        )
+        try:
+            process = await asyncio.wait_for(
+                adoption.adopt(parent_uid=parent_uid, uid=identity, memory_mb=memory_mb, work_dir=work_dir),
+                RESTORE_TIMEOUT,
+            )
+        except BaseException:
+            adoption.close()
+            raise
+        finally:
+            self.fork_settled()
+        return Copy(adoption, process)
+
     async def _restore(self, snapshot: Environment) -> None:
-        """Become a copy forked from ``snapshot`` (INIT and the before-snapshot hooks already ran there):
-        ``RESTORE_START``, the copy's own sandbox, the after-restore hooks, ``RESTORE_REPORT``."""
+        """Become a copy forked from ``snapshot`` (INIT and the before-snapshot hooks already ran there): a
+        spare one made ahead, or one forked now. ``RESTORE_START``, its variables, the after-restore hooks,
+        ``RESTORE_REPORT``."""
         if snapshot._init_failure is not None:  # its INIT failed: so does every environment's, as it did
             self._init_failure, self._init_output = snapshot._init_failure, snapshot._init_output
             self.init_ms = snapshot.init_ms or 0.0
             return
-        parent_uid = snapshot.process.uid if snapshot.process is not None else None
-        adoption = self.backend.fork_adoption() if parent_uid is not None else None
-        if adoption is None or parent_uid is None:
-            raise RuntimeError("this sandbox cannot adopt environments forked from a snapshot")
-        self.endpoint = RuntimeEndpoint()
-        identity = self.backend.new_identity()
-        if identity is None:
-            raise RuntimeError("this sandbox gives environments no identity of their own")
-        self.endpoint.allowed_uid = identity
-        address = await self.endpoint.listen()
-        self.variables = {**snapshot.variables, "AWS_LAMBDA_RUNTIME_API": address}
-        request = {
-            "handshake": adoption.name,
-            "uid": identity,
-            "tmp_mb": self.config.ephemeral_storage,
-            "env": self.variables,
-        }
+        assert self.snapshots is not None
         self.log(self._init_start_line(restore=True))
         started = time.monotonic()
         deadline = started + RESTORE_TIMEOUT
-        snapshot.request_fork(json.dumps(request).encode())
-        try:
-            self.process = await asyncio.wait_for(
-                adoption.adopt(
-                    parent_uid=parent_uid,
-                    uid=identity,
-                    memory_mb=self.config.memory_size,
-                    work_dir=self.work_dir,
-                ),
-                RESTORE_TIMEOUT,
+        self.endpoint = RuntimeEndpoint()
+        copy = self.snapshots.take_spare(self.config)
+        if copy is None:  # fork one now, while the Runtime API starts listening
+            identity = self.backend.new_identity()
+            self.endpoint.allowed_uid = identity
+            forking = asyncio.ensure_future(
+                snapshot.fork_copy(
+                    self.config.memory_size, self.config.ephemeral_storage, self.work_dir, identity
+                )
             )
-        except TimeoutError:
-            raise SnapStartTimeoutException.restore() from None
+            try:
+                address = await self.endpoint.listen()
+                copy = await forking
+            except TimeoutError:
+                raise SnapStartTimeoutException.restore() from None
+            finally:
+                if not forking.done():
+                    forking.cancel()
+        else:
+            self.endpoint.allowed_uid = copy.process.uid
+            address = await self.endpoint.listen()
+        self.snapshots.replenish(self.config, snapshot)
+        self.process = process = copy.process
+        self.variables = {**snapshot.variables, "AWS_LAMBDA_RUNTIME_API": address}
+        try:
+            await copy.adoption.deliver(json.dumps(self.variables).encode())
         finally:
-            adoption.close()
-            snapshot.fork_settled()
+            copy.adoption.close()
         self.alive = True
-        self.process.exited.add_done_callback(self._on_exit)
-        asyncio.get_running_loop().add_reader(self.process.output_fd, self._on_output)
-        waiters: set[asyncio.Future[Any]] = {
-            self.endpoint.ready,
-            self.endpoint.restore_error,
-            self.process.exited,
-        }
+        process.exited.add_done_callback(self._on_exit)
+        asyncio.get_running_loop().add_reader(process.output_fd, self._on_output)
+        waiters: set[asyncio.Future[Any]] = {self.endpoint.ready, self.endpoint.restore_error, process.exited}
         done, _ = await asyncio.wait(
             waiters, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
         )
         self.restore_ms = (time.monotonic() - started) * 1000
         if self.endpoint.ready in done:
-            await self.process.after_init()
+            await process.after_init()
             self.log(fmt.restore_report(self.restore_ms))
             self.endpoint.on_parked = self._schedule_freeze
             self._schedule_freeze()
             return
         self._on_output()
         await self._kill()
-        if self.endpoint.restore_error in done or self.process.exited in done:
+        if self.endpoint.restore_error in done or process.exited in done:
             raise SnapStartException.after_restore()
         raise SnapStartTimeoutException.restore()
 

@@ -65,7 +65,11 @@ class Adoption(Protocol):
 
     async def adopt(self, *, parent_uid: int, uid: int, memory_mb: int, work_dir: Path) -> SandboxProcess: ...
 
-    def close(self) -> None: ...
+    async def deliver(self, variables: bytes) -> None:
+        """The adopted copy's environment variables (JSON): it runs from then on."""
+
+    def close(self) -> None:
+        """Let go of a copy that got no variables (it exits)."""
 
 
 class SandboxBackend(Protocol):

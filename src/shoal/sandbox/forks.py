@@ -12,7 +12,9 @@ A fork starts inside the snapshot's sandbox, as the snapshot's uid, so it must b
    says ``U``;
 4. the server maps the environment's own uid and gid into that user namespace (and denies ``setgroups``),
    writes the environment's cgroup limits and moves the copy into that cgroup, and says ``M``;
-5. the copy becomes that uid and gid and drops every capability.
+5. the copy becomes that uid and gid and drops every capability, and waits: it may be made ahead of need;
+6. when an environment needs it, the server sends its variables (JSON, up to end-of-file). Closing the
+   connection without them lets the copy go.
 
 From then on the copy is its own environment: its own uid (so its own Runtime API, whose peer check is by
 uid), ``/tmp`` and cgroup, with the snapshot's memory shared copy-on-write. Its pid is not the server's child:
@@ -49,9 +51,21 @@ class ForkAdoption:
         self._listener.bind("\0" + self.name)
         self._listener.listen(4)
         self._listener.setblocking(False)
+        self._channel: socket.socket | None = None
 
     def close(self) -> None:
         self._listener.close()
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    async def deliver(self, variables: bytes) -> None:
+        """The adopted copy's environment variables: it starts its runtime with them."""
+        if self._channel is None:
+            raise RuntimeError("no adopted copy waits for its variables")
+        channel, self._channel = self._channel, None
+        with channel:
+            await asyncio.get_running_loop().sock_sendall(channel, variables)
 
     async def adopt(self, *, parent_uid: int, uid: int, memory_mb: int, work_dir: Path) -> NamespaceProcess:
         """Wait for the copy, move it into its own sandbox, and return it as the environment's process. On
@@ -67,25 +81,26 @@ class ForkAdoption:
                 conn, pid = await self._accept(loop, parent_uid)
             finally:
                 self._listener.close()
-            with conn:
-                out_r, out_w = os.pipe()
-                try:
-                    socket.send_fds(conn, [b"O"], [out_w])
-                finally:
-                    os.close(out_w)
-                # its cgroup while it makes its namespaces
-                cgroups = self.backend.cgroups
-                slot = cgroups.take() if not cgroups.empty else await asyncio.to_thread(cgroups.take)
-                joined = asyncio.ensure_future(asyncio.to_thread(_join, pid, slot, memory_mb, self.max_procs))
-                try:
-                    said = await loop.sock_recv(conn, 1)
-                finally:
-                    await joined
-                if said != b"U":
-                    raise OSError("the forked copy could not make its own namespaces (see its log)")
-                _map(pid, uid)
-                await loop.sock_sendall(conn, b"M")
+            self._channel = conn  # kept open: the copy's variables come over it (deliver)
+            out_r, out_w = os.pipe()
+            try:
+                socket.send_fds(conn, [b"O"], [out_w])
+            finally:
+                os.close(out_w)
+            # its cgroup while it makes its namespaces
+            cgroups = self.backend.cgroups
+            slot = cgroups.take() if not cgroups.empty else await asyncio.to_thread(cgroups.take)
+            joined = asyncio.ensure_future(asyncio.to_thread(_join, pid, slot, memory_mb, self.max_procs))
+            try:
+                said = await loop.sock_recv(conn, 1)
+            finally:
+                await joined
+            if said != b"U":
+                raise OSError("the forked copy could not make its own namespaces (see its log)")
+            _map(pid, uid)
+            await loop.sock_sendall(conn, b"M")
         except BaseException:
+            self.close()
             if pid:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)

@@ -1084,7 +1084,8 @@ def _snapshot(client):
 
 
 def _become_copy(request):
-    """In a fresh fork: become an environment of its own (the platform's half: sandbox/forks.py)."""
+    """In a fresh fork: become an environment of its own (the platform's half: sandbox/forks.py), then wait
+    for its variables: a copy may be made ahead of need."""
     global _log_fd
     import ctypes
     import socket
@@ -1107,7 +1108,6 @@ def _become_copy(request):
     channel.sendall(b"U")
     if channel.recv(1) != b"M":
         raise OSError("the platform did not adopt this copy")
-    channel.close()
     uid = request["uid"]
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
@@ -1120,8 +1120,18 @@ def _become_copy(request):
 
     if libc.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)()) != 0:  # no capability left
         raise OSError(ctypes.get_errno(), "capset")
+    # a spare until the platform needs a new environment: then its variables arrive, up to end-of-file
+    chunks = []
+    while True:
+        chunk = channel.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    channel.close()
+    if not chunks:
+        os._exit(0)  # let go unused
     os.environ.clear()
-    os.environ.update(request["env"])
+    os.environ.update(json_loads(b"".join(chunks)))
     _read_config(os.environ)
     return RuntimeClient(os.environ.get("AWS_LAMBDA_RUNTIME_API") or "127.0.0.1:9001")
 
