@@ -1040,20 +1040,25 @@ def _run_hooks(kind):
         func(*args, **kwargs)
 
 
+def _hooks_or_exit(kind, report):
+    """Run the ``kind`` hooks; on an exception log it, ``report`` it to the Runtime API and exit."""
+    try:
+        _run_hooks(kind)
+    except Exception:
+        error_result, _ = build_fault_result(sys.exc_info())
+        log_error(error_result)
+        report(error_result)
+        _flush_std_streams()
+        sys.exit(1)
+
+
 def _snapshot(client):
     """Run the before-snapshot hooks, then wait on ``restore/next``. Shoal answers a snapshot with copies to
     fork: each is a new environment, which resumes here with the ``RuntimeClient`` of its own Runtime API.
     Returns the client the invocation loop uses, after the after-restore hooks have run."""
-    try:
-        _run_hooks("before_snapshot")
-    except Exception:
-        error_result, _ = build_fault_result(sys.exc_info())
-        log_error(error_result)
-        client.post_init_error(error_result)
-        _flush_std_streams()
-        sys.exit(1)
+    _hooks_or_exit("before_snapshot", client.post_init_error)
     import ctypes  # noqa: F401  what a copy needs, imported once here rather than in every copy
-    import random  # noqa: F401
+    import random
     import signal
     import socket  # noqa: F401
 
@@ -1069,17 +1074,8 @@ def _snapshot(client):
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             client = _become_copy(request)
             break
-    import random
-
     random.seed()  # each copy its own sequence
-    try:
-        _run_hooks("after_restore")
-    except Exception:
-        error_result, _ = build_fault_result(sys.exc_info())
-        log_error(error_result)
-        client.post_restore_error(error_result)
-        _flush_std_streams()
-        sys.exit(1)
+    _hooks_or_exit("after_restore", client.post_restore_error)
     return client
 
 
