@@ -163,8 +163,9 @@ class SandboxProcess:
 
     async def become_snapshot(self) -> None:
         """Called instead of :meth:`after_init` for a SnapStart snapshot, which copies are forked from: a copy
-        begins in the snapshot's cgroup and what it touches there stays charged to it, so the snapshot runs
-        with neither CPU quota nor memory limit once its INIT (which had the function's limit) is done."""
+        begins in the snapshot's cgroup and what it touches there stays charged to it, so once its INIT
+        (under the function's limits) is done the snapshot gets no CPU quota and a memory limit with room
+        for its live copies' share."""
 
     def oom_killed(self) -> bool:
         """Whether the environment was killed for exceeding its memory (needs a memory cgroup)."""

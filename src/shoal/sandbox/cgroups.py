@@ -109,15 +109,11 @@ class Slot:
             _write(self.paths["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
             _write(self.paths["cpu"] / "cpu.cfs_quota_us", str(quota_us))
 
-    def lift_memory_limit(self) -> None:
-        """No memory limit (a snapshot's cgroup keeps what its copies touched before they left it)."""
-        if self.version == 2:
-            _write(self.paths["unified"] / "memory.max", "max")
-            return
-        memsw = self.paths["memory"] / "memory.memsw.limit_in_bytes"
-        if memsw.exists():
-            _write(memsw, "-1")
-        _write(self.paths["memory"] / "memory.limit_in_bytes", "-1")
+    def raise_memory_limit(self, memory_mb: int) -> None:
+        """A higher memory limit (a snapshot's cgroup keeps what its copies touched before they left it)."""
+        for path, value in self.limit_writes(memory_mb, 0):
+            if "pids" not in Path(path).name:
+                _write(Path(path), value)
 
     def clear_cpu_quota(self) -> None:
         if self.version == 2:
