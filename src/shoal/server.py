@@ -31,7 +31,7 @@ from shoal.control.versions import VersionService
 from shoal.core.accounts import CredentialStore
 from shoal.core.tasks import Supervisor
 from shoal.core.types import FunctionConfig
-from shoal.environments.environment import Environment, Settings
+from shoal.environments.environment import Environment, Settings, discover_extensions
 from shoal.environments.pool import EnvironmentPool, Limits
 from shoal.environments.snapshots import Snapshots
 from shoal.invoke.concurrency import ConcurrencyLimiter
@@ -156,7 +156,9 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
             initialization_type,
             opt_dir=opt,
         )
-        if initialization_type == "on-demand" and snapshots.covers(fn, runtime.family, can_fork):
+        # copies are forked from the runtime alone: a function with external extensions runs INIT each time
+        forkable = can_fork and not discover_extensions(opt)
+        if initialization_type == "on-demand" and snapshots.covers(fn, runtime.family, forkable):
             env.snapshots = snapshots
         return env
 

@@ -4,8 +4,8 @@ then specialised with the function's code, environment, limits and ``/tmp``.
 What must hold is what holds for a runtime started for its function: its own variables (and none of the
 standby's), its own uid and ``/tmp``, its code read-only at ``/var/task``, exits and signals reported as they
 happened, and no way back to what the privileged init that specialised it could reach. A function whose
-variables the runtime reads only at start-up (``NODE_OPTIONS``, ``LD_PRELOAD`` …) gets a runtime started for it.
-Each suite runs on a real interpreter and skips, saying why, where the host lacks it.
+variables the runtime reads only at start-up (``NODE_OPTIONS``, ``LD_PRELOAD`` …) gets a runtime started for
+it. Each suite runs on a real interpreter and skips, saying why, where the host lacks it.
 """
 
 from __future__ import annotations
@@ -83,12 +83,20 @@ class Harness:
         self.made: list[Environment] = []
         self.lines: list[str] = []
 
-    def environment(self, name: str, files: dict[str, str], **env: str) -> Environment:
+    def environment(
+        self, name: str, files: dict[str, str], layer: dict[str, str] | None = None, **env: str
+    ) -> Environment:
         assert NODE is not None
         code = self.tmp_path / f"code-{name}"
         for path, source in files.items():
             (code / path).parent.mkdir(parents=True, exist_ok=True)
             (code / path).write_text(source)
+        opt = None
+        if layer is not None:
+            opt = self.tmp_path / f"opt-{name}"
+            for path, source in layer.items():
+                (opt / path).parent.mkdir(parents=True, exist_ok=True)
+                (opt / path).write_text(source)
         made = Environment(
             config(name, NODE.id, env),
             NODE,
@@ -97,6 +105,7 @@ class Harness:
             self.tmp_path / "envs",
             lambda account, group, stream, ts, message: self.lines.append(message),
             Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1"),
+            opt_dir=opt,
         )
         self.made.append(made)
         return made
@@ -219,3 +228,17 @@ def test_a_standby_runtime_that_died_is_not_handed_out(backend: NamespaceBackend
     first, second = run(scenario())
     assert first["pid"] == 1
     assert second["pid"] == 1 and second["count"] == 1  # started for it, not the dead standby
+
+
+@needs_node
+def test_a_specialised_node_sees_its_layers_at_opt(harness: Harness) -> None:
+    layer = {"nodejs/node_modules/greeting/index.js": "module.exports = 'from the layer';"}
+    handler = "exports.handler = async () => [require('greeting'), process.pid];"
+
+    async def scenario() -> list[Any]:
+        env = harness.environment("layered", {"index.js": handler}, layer=layer)
+        await env.start()
+        return json.loads((await invoke(env)).payload)  # type: ignore[no-any-return]
+
+    greeting, pid = run(scenario())
+    assert greeting == "from the layer" and pid == 2  # NODE_PATH's /opt entries, in a specialised node
