@@ -42,6 +42,9 @@ class FileLogStore:
         self.group_max_bytes = group_max_bytes
         self._pending: list[tuple[str, str, str, int, str]] = []  # account, group, stream, ts, message
         self._lock = threading.Lock()  # flush runs in a worker thread
+        # bytes stored per group directory, counted once when this process first writes to it and kept up to
+        # date after: a flush stats a group's files only when the group is over its bound
+        self._group_bytes: dict[Path, int] = {}
         root.mkdir(parents=True, exist_ok=True)
 
     # ---- write side -----------------------------------------------------------------------------------
@@ -64,15 +67,30 @@ class FileLogStore:
             touched_groups: set[Path] = set()
             for (account, group, stream), lines in by_file.items():
                 group_dir = self._group_dir(account, group)
-                group_dir.mkdir(parents=True, exist_ok=True)
-                with open(group_dir / (quote(stream, safe="") + ".log"), "a", encoding="utf-8") as fh:
-                    fh.writelines(lines)
+                data = "".join(lines).encode("utf-8")
+                self._append(group_dir, quote(stream, safe="") + ".log", data)
+                self._group_bytes[group_dir] += len(data)
                 touched_groups.add(group_dir)
             for group_dir in touched_groups:
-                self._enforce_bound(group_dir)
+                if self._group_bytes[group_dir] > self.group_max_bytes:
+                    self._group_bytes[group_dir] = self._enforce_bound(group_dir)
             return len(pending)
 
-    def _enforce_bound(self, group_dir: Path) -> None:
+    def _append(self, group_dir: Path, name: str, data: bytes) -> None:
+        if group_dir not in self._group_bytes:
+            group_dir.mkdir(parents=True, exist_ok=True)
+            self._group_bytes[group_dir] = sum(p.stat().st_size for p in group_dir.glob("*.log"))
+        try:
+            fh = open(group_dir / name, "ab")
+        except FileNotFoundError:  # the group was removed meanwhile: it starts again, empty
+            group_dir.mkdir(parents=True, exist_ok=True)
+            self._group_bytes[group_dir] = 0
+            fh = open(group_dir / name, "ab")
+        with fh:
+            fh.write(data)
+
+    def _enforce_bound(self, group_dir: Path) -> int:
+        """Remove the group's oldest streams until it is within its bound; returns the bytes left."""
         files = [(p.stat(), p) for p in group_dir.glob("*.log")]
         total = sum(st.st_size for st, _ in files)
         for st, path in sorted(files, key=lambda f: f[0].st_mtime):
@@ -80,11 +98,15 @@ class FileLogStore:
                 break
             path.unlink(missing_ok=True)
             total -= st.st_size
+        return total
 
     def delete_group(self, account: str, group: str) -> None:
         import shutil
 
-        shutil.rmtree(self._group_dir(account, group), ignore_errors=True)
+        with self._lock:
+            group_dir = self._group_dir(account, group)
+            self._group_bytes.pop(group_dir, None)
+            shutil.rmtree(group_dir, ignore_errors=True)
 
     # ---- read side ------------------------------------------------------------------------------------
 
