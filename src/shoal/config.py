@@ -128,7 +128,8 @@ SETTINGS: tuple[Setting, ...] = (
         2,
         int,
         "Environments of each kind prepared ahead of need (namespaces, cgroup, shared root) and "
-        "specialised on a cold start, and copies of each SnapStart snapshot forked ahead (namespace sandbox).",
+        "specialised on a cold start, and copies of each SnapStart snapshot forked ahead "
+        "(namespace sandbox).",
         "N",
     ),
     Setting("warm_cgroups", 16, int, "Cgroups created ahead of need at start-up (namespace sandbox).", "N"),
