@@ -243,3 +243,43 @@ def test_process_backend_applies_rlimits(tmp_path):
     got = run(scenario())
     assert got == {"RLIMIT_AS": (256 + 16 * 1024) * 1024 * 1024, "RLIMIT_NOFILE": 1024, "RLIMIT_CORE": 0,
                    "RLIMIT_CPU": 3600}
+
+
+def _cpu_quota(slot):
+    if slot.version == 2:
+        return int((slot.paths["unified"] / "cpu.max").read_text().split()[0].replace("max", "-1"))
+    return int((slot.paths["cpu"] / "cpu.cfs_quota_us").read_text())
+
+
+def test_cpu_follows_memory_after_init(tmp_path, namespace_backend):
+    """INIT runs unthrottled (AWS's boost); from the first invocation on, CPU is MemorySize / 1769 vCPUs, at
+    least ``cpu_floor`` (0.1 vCPU)."""
+    from shoal.sandbox.cgroups import CPU_PERIOD_US, cpu_quota_us
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text("def handler(e, c):\n    return 'ok'\n")
+    logs = FileLogStore(tmp_path / "logs")
+    envs = {
+        memory: Environment(config(memory_size=memory, name=f"f{memory}"), RUNTIME, namespace_backend, code,
+                            tmp_path / "envs", logs.emit,
+                            Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1"))
+        for memory in (128, 1769)
+    }
+
+    async def scenario():
+        quotas = {}
+        for memory, env in envs.items():
+            await env.start()
+            await env.invoke(invocation())
+            deadline = time.monotonic() + 10  # applied while the first invocation starts
+            while time.monotonic() < deadline and _cpu_quota(env.process.slot) != cpu_quota_us(memory, 0.1, os.cpu_count() or 1):
+                await asyncio.sleep(0.01)
+            quotas[memory] = _cpu_quota(env.process.slot)
+        for env in envs.values():
+            await env.shutdown()
+        return quotas
+
+    quotas = run(scenario())
+    assert quotas[128] == CPU_PERIOD_US // 10  # the floor: 0.1 vCPU
+    assert quotas[1769] == CPU_PERIOD_US  # one vCPU
