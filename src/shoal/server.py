@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 
@@ -142,6 +143,10 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
             "SnapStart versions run INIT in every environment: this sandbox cannot isolate forked copies"
         )
 
+    def from_snapshot(fn: FunctionConfig, family: str, opt: Path | None) -> bool:
+        # copies are forked from the runtime alone: a function with external extensions runs INIT each time
+        return snapshots.covers(fn, family, can_fork and not discover_extensions(opt))
+
     def make_environment(fn: FunctionConfig, initialization_type: str = "on-demand") -> Environment:
         runtime = runtimes.require(fn.runtime)
         opt = layers.opt_tree([ResolvedLayer.from_dict(layer) for layer in fn.layers])
@@ -156,13 +161,25 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
             initialization_type,
             opt_dir=opt,
         )
-        # copies are forked from the runtime alone: a function with external extensions runs INIT each time
-        forkable = can_fork and not discover_extensions(opt)
-        if initialization_type == "on-demand" and snapshots.covers(fn, runtime.family, forkable):
+        if initialization_type == "on-demand" and from_snapshot(fn, runtime.family, opt):
             env.snapshots = snapshots
         return env
 
-    snapshots = Snapshots(lambda fn: make_environment(fn, "snap-start"), supervisor, spares=config.stem_cells)
+    def snapshot_now(fn: FunctionConfig) -> bool:
+        """A new SnapStart version gets its snapshot when it is published, as on AWS."""
+        runtime = runtimes.get(fn.runtime)
+        if runtime is None or not snapshots.covers(fn, runtime.family, can_fork):
+            return False
+        return from_snapshot(
+            fn, runtime.family, layers.opt_tree([ResolvedLayer.from_dict(x) for x in fn.layers])
+        )
+
+    snapshots = Snapshots(
+        lambda fn: make_environment(fn, "snap-start"),
+        supervisor,
+        spares=config.stem_cells,
+        eager=snapshot_now,
+    )
 
     limits = Limits(
         scale_per_10s=config.scaling_rate,
@@ -172,6 +189,9 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
     pool = EnvironmentPool(make_environment, supervisor, idle_ttl=config.idle_ttl, limits=limits)
     catalog.subscribe(pool.on_config_change)
     catalog.subscribe(snapshots.on_config_change)
+    for fn in catalog.all():  # the snapshots of SnapStart versions published before a restart
+        if snapshot_now(fn):
+            snapshots.prime(fn)
     invoker = ConcurrencyLimiter(
         LocalInvoker(catalog, pool, config.region), catalog, config.account_concurrency
     )

@@ -103,6 +103,17 @@ def test_new_environments_are_forked_from_the_snapshot(
     name = unique_name("snap")
     make_function(name, SOURCE, SnapStart={"ApplyOn": "PublishedVersions"})
     version = lambda_client.publish_version(FunctionName=name)["Version"]
+    group = f"/aws/lambda/{name}"
+    deadline = time.monotonic() + 20  # the snapshot is made when the version is published, before any invoke
+    made: list[str] = []
+    while time.monotonic() < deadline and not made:
+        try:
+            events = logs_client.filter_log_events(logGroupName=group)["events"]
+        except ClientError:  # no log group before the snapshot's first lines are stored
+            events = []
+        made = [e["message"] for e in events if e["message"].startswith("INIT_REPORT")]
+        time.sleep(0.1)
+    assert made and "Phase: init" in made[0]
     results: list[dict[str, Any]] = []
 
     def call() -> None:
@@ -123,7 +134,6 @@ def test_new_environments_are_forked_from_the_snapshot(
         assert r["tmp"] == "x"  # its own /tmp
         assert r["type"] == "snap-start" and r["stream"] is None
 
-    group = f"/aws/lambda/{name}"
     deadline = time.monotonic() + 20
     messages: list[str] = []
     while time.monotonic() < deadline:

@@ -376,6 +376,8 @@ class Environment:
         if self.endpoint.ready in done:
             self._capture = None
             if self.initialization_type == "snap-start":  # its copies begin in its cgroup
+                # no invocation's REPORT will carry this INIT's duration: as on AWS, INIT_REPORT does
+                self.log(fmt.init_report(self.init_ms, "init"))
                 await self.process.become_snapshot()
             else:
                 self._apply_quota()

@@ -7,8 +7,9 @@ it (``Environment._restore``): it skips INIT, gets its own uid, ``/tmp``, cgroup
 (``sandbox/forks.py``), re-seeds ``random``, runs the after-restore hooks and logs ``RESTORE_START`` /
 ``RESTORE_REPORT`` where an on-demand environment logs ``INIT_START`` / ``INIT_REPORT``.
 
-The snapshot is made on the version's first cold start (AWS makes it when the version is published) and kept,
-frozen between forks, until the version changes or goes away or the server stops. Where copies cannot be
+The snapshot is made when the version is published (``prime``, in the background; at server start for the
+versions published before) or on its first cold start, whichever comes first, and kept, frozen between forks,
+until the version changes or goes away or the server stops. Where copies cannot be
 isolated (the process sandbox; functions without network, whose namespace the server's socket is not in) or
 the runtime cannot fork (only Shoal's Python bootstrap can), the version's environments run INIT as on-demand
 ones do.
@@ -44,10 +45,15 @@ class Snapshots:
     """The snapshot of each SnapStart version (see the module docstring)."""
 
     def __init__(
-        self, make: Callable[[FunctionConfig], Environment], supervisor: Supervisor, spares: int = 2
+        self,
+        make: Callable[[FunctionConfig], Environment],
+        supervisor: Supervisor,
+        spares: int = 2,
+        eager: Callable[[FunctionConfig], bool] | None = None,
     ) -> None:
         self._make = make  # an environment of the version, initialization type "snap-start"
         self._supervisor = supervisor
+        self._eager = eager  # whether a version just published gets its snapshot at once
         self._snapshots: dict[Key, tuple[Environment, asyncio.Task[None]]] = {}
         # copies forked ahead of need, per version, each in its own sandbox waiting for its variables: a
         # restore then skips the fork and the cgroup move (an RCU grace period, ~10 ms on an idle host)
@@ -117,6 +123,21 @@ class Snapshots:
         entry = self._snapshots.get(key)
         if entry is not None and (deleted or entry[0].config.revision_id != config.revision_id):
             self._retire(key)
+        if not deleted and key not in self._snapshots and self._eager is not None and self._eager(config):
+            self.prime(config)
+
+    def prime(self, config: FunctionConfig) -> None:
+        """Make the version's snapshot (and its spare copies) now, in the background."""
+        self._supervisor.spawn(self._prime(config), f"snapshot-{config.name}:{config.version}")
+
+    async def _prime(self, config: FunctionConfig) -> None:
+        try:
+            snapshot = await self.snapshot_of(config)
+        except Exception as exc:  # the first invocation makes it again (and says why it cannot)
+            log.warning("the snapshot of %s:%s could not be made: %s", config.name, config.version, exc)
+            return
+        if snapshot is not None and not snapshot.init_failed:
+            self.replenish(config, snapshot)
 
     def _retire(self, key: Key) -> None:
         env, started = self._snapshots.pop(key)
