@@ -12,7 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from shoal.sandbox import namespace
-from tests.e2e.conftest import RUNTIME, error_of, unique_name
+from tests.e2e._server import ShoalServer, make_zip, wait_for
+from tests.e2e.conftest import ROLE, RUNTIME, error_of, unique_name
 
 SOURCE = {
     "app.py": """
@@ -148,3 +149,48 @@ def test_new_environments_are_forked_from_the_snapshot(
     assert len(reports) == 3
     assert all("\tRestore Duration: " in m and "\tBilled Restore Duration: " in m for m in reports)
     assert not any("\tInit Duration: " in m for m in reports)
+
+
+def _init_reports(logs: Any, group: str) -> int:
+    try:
+        events = logs.filter_log_events(logGroupName=group)["events"]
+    except ClientError:  # no log group before the first lines are stored
+        return 0
+    return sum(e["message"].startswith("INIT_REPORT") for e in events)
+
+
+@needs_312
+@pytest.mark.skipif(
+    not (namespace.available()[0] and namespace.forks_isolatable()),
+    reason="needs the namespace sandbox with unprivileged user namespaces (else SnapStart versions run INIT)",
+)
+def test_snapshots_are_made_again_after_a_restart(tmp_path: Any) -> None:
+    server = ShoalServer(tmp_path).start()
+    try:
+        lam, logs = server.client("lambda"), server.client("logs")
+        lam.create_function(
+            FunctionName="snappy",
+            Runtime="python3.12",
+            Handler="app.handler",
+            Role=ROLE,
+            Code={"ZipFile": make_zip(SOURCE)},
+            SnapStart={"ApplyOn": "PublishedVersions"},
+        )
+        lam.get_waiter("function_active_v2").wait(FunctionName="snappy", WaiterConfig={"Delay": 1})
+        version = lam.publish_version(FunctionName="snappy")["Version"]
+        wait_for(lambda: _init_reports(logs, "/aws/lambda/snappy") == 1, what="the snapshot made at publish")
+    finally:
+        server.stop_and_check()
+    restarted = ShoalServer(tmp_path).start()  # same data directory
+    try:
+        logs = restarted.client("logs")
+        wait_for(
+            lambda: _init_reports(logs, "/aws/lambda/snappy") == 2, what="the snapshot made again at start"
+        )
+        out = json.loads(
+            restarted.client("lambda").invoke(FunctionName="snappy", Qualifier=version)["Payload"].read()
+        )
+        assert out["type"] == "snap-start" and out["hooks"] == ["before", "after"]
+        assert _init_reports(logs, "/aws/lambda/snappy") == 2  # the invoke restored, it ran no INIT
+    finally:
+        restarted.stop_and_check()
