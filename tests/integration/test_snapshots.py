@@ -58,13 +58,14 @@ def attempt(f):
 def handler(event, context):
     if event.get("write"):
         open("/tmp/" + event["write"], "w").write("x")
+        open("/dev/shm/" + event["write"], "w").write("x")
     if event.get("allocate_mb"):
         hog = bytearray(event["allocate_mb"] << 20)
         for i in range(0, len(hog), 4096):
             hog[i] = 1
     out = {
         "pid": os.getpid(), "init_pid": INIT_PID, "uid": os.getuid(), "gid": os.getgid(), "hooks": HOOKS,
-        "random": random.random(), "tmp": sorted(os.listdir("/tmp")),
+        "random": random.random(), "tmp": sorted(os.listdir("/tmp")), "shm": sorted(os.listdir("/dev/shm")),
         "api": os.environ["AWS_LAMBDA_RUNTIME_API"], "type": os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"],
         "groups": os.getgroups(),
     }
@@ -192,6 +193,7 @@ def test_copies_skip_init_and_are_each_their_own(harness: Harness) -> None:
     assert len({g["uid"] for g in got}) == 3 and all(g["uid"] == g["gid"] >= 100000 for g in got)
     assert all(g["groups"] == [] for g in got)
     assert [g["tmp"] for g in got] == [["f0"], ["f1"], ["f2"]]  # each its own /tmp
+    assert [g["shm"] for g in got] == [["f0"], ["f1"], ["f2"]]  # and /dev/shm
     assert len({g["random"] for g in got}) == 3
     assert len({g["api"] for g in got}) == 3
     assert all(g["type"] == "snap-start" for g in got)

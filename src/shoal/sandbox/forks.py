@@ -8,8 +8,8 @@ A fork starts inside the snapshot's sandbox, as the snapshot's uid, so it must b
    network namespace, which snapshots share with the host; the name is 128 random bits);
 2. the server reads the copy's host pid and uid from the connection (``SO_PEERCRED``) and refuses any peer
    but the snapshot's uid; it sends the copy the write end of its own output pipe;
-3. the copy unshares a user namespace with mount, IPC and UTS namespaces, mounts a private ``/tmp`` there and
-   says ``U``;
+3. the copy unshares a user namespace with mount, IPC and UTS namespaces, mounts a private ``/tmp`` and
+   ``/dev/shm`` there and says ``U``;
 4. the server maps the environment's own uid and gid into that user namespace (and denies ``setgroups``),
    writes the environment's cgroup limits and moves the copy into that cgroup, and says ``M``;
 5. the copy becomes that uid and gid and drops every capability, and waits: it may be made ahead of need;

@@ -1099,8 +1099,10 @@ def _become_copy(request):
     if libc.unshare(flags) != 0:
         raise OSError(ctypes.get_errno(), "unshare")
     tmp_options = f"size={int(request['tmp_mb'])}m,mode=1777".encode()
-    if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0x2 | 0x4, tmp_options) != 0:  # MS_NOSUID | MS_NODEV
-        raise OSError(ctypes.get_errno(), "mount /tmp")
+    # its own /tmp and /dev/shm (MS_NOSUID | MS_NODEV): nothing written there by the snapshot or a sibling
+    for target, options in ((b"/tmp", tmp_options), (b"/dev/shm", b"size=64m,mode=1777")):
+        if libc.mount(b"tmpfs", target, b"tmpfs", 0x2 | 0x4, options) != 0:
+            raise OSError(ctypes.get_errno(), "mount " + target.decode())
     channel.sendall(b"U")
     if channel.recv(1) != b"M":
         raise OSError("the platform did not adopt this copy")
