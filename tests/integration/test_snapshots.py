@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -372,3 +373,43 @@ def test_spare_copies_made_ahead_become_the_next_environments(harness: Harness) 
     while time.monotonic() < deadline and any(_running(pid) for pid in waiting):
         time.sleep(0.05)
     assert not [pid for pid in waiting if _running(pid)]
+
+
+KEYRINGS = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+SESSION = ctypes.c_int(-3)
+libc.syscall(250, 1, b"init-session")  # INIT joins a named session keyring (KEYCTL_JOIN_SESSION_KEYRING)...
+libc.syscall(248, b"user", b"from-init", b"secret", 6, SESSION)  # ...and keeps a key in it
+
+
+def find(name):
+    key = libc.syscall(250, 10, SESSION, b"user", name.encode(), 0)  # KEYCTL_SEARCH
+    return key > 0
+
+
+def handler(event, context):
+    if event.get("add"):
+        libc.syscall(248, b"user", event["add"].encode(), b"x", 1, SESSION)
+    return {"init_key": find("from-init"), "sibling_key": find("from-a"), "uid": os.getuid()}
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the test calls keyctl by its x86_64 number")
+def test_copies_do_not_share_a_session_keyring(harness: Harness) -> None:
+    harness.code_is(KEYRINGS)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        a, b = harness.environment(), harness.environment()
+        await a.start()
+        await b.start()
+        got_a = body(await invoke(a, {"add": "from-a"}))
+        got_b = body(await invoke(b))
+        await harness.close()
+        return got_a, got_b
+
+    got_a, got_b = run(scenario())
+    assert got_a["init_key"] is False and got_b["init_key"] is False  # not the snapshot's keyring
+    assert got_b["sibling_key"] is False  # nor each other's
+    assert got_a["sibling_key"] is True  # a copy's own keyring works
