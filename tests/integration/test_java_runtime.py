@@ -1045,7 +1045,9 @@ def _probe_code(classes):
 
 
 @pytest.mark.parametrize("backend", [PRESTARTED], indirect=True)
-def test_a_prestarted_jvm_becomes_the_functions_own(make_env, classes):
+def test_a_prestarted_jvm_becomes_the_functions_own(make_env, classes, java_runtime):
+    if not java_runtime.prestart:
+        pytest.skip("JVMs are not pre-started here: the bootstrap's JNI helper needs a C compiler (apt-get install gcc)")
     env = make_env(_probe_code(classes), handler="example.Probe::handleRequest", environment={"MINE": "mine"})
     (out,) = invoke_all(env, invocation())
     got = json.loads(out.payload)

@@ -406,15 +406,17 @@ def _can_unshare() -> bool:
     return os.geteuid() == 0 and hasattr(ctypes, "CDLL")
 
 
-def _compile_native(jvm: Jvm, target: Path) -> None:
+def _compile_native(jvm: Jvm, target: Path, quiet: bool = False) -> None:
     """The pre-started runtime's one native function (``native/standby.c``), when this host has a C compiler
     and the JDK's ``jni.h``; without it the runtime is not pre-started (its JVMs start for their function)."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     include = jvm.home / "include"
     if compiler is None or not (include / "jni.h").exists():
-        log.info("Java %s: no C compiler or jni.h here: JVMs are not pre-started", jvm.major)
+        if not quiet:
+            log.info("Java %s: no C compiler or jni.h here: JVMs are not pre-started", jvm.major)
         return
     source = SOURCES / "native" / "standby.c"
+    partial = target.with_name(target.name + ".partial")
     out = subprocess.run(
         [
             compiler,
@@ -424,7 +426,7 @@ def _compile_native(jvm: Jvm, target: Path) -> None:
             f"-I{include}",
             f"-I{include / 'linux'}",
             "-o",
-            str(target),
+            str(partial),
             str(source),
         ],
         capture_output=True,
@@ -434,9 +436,10 @@ def _compile_native(jvm: Jvm, target: Path) -> None:
     )
     if out.returncode != 0:
         log.warning("Java %s: the standby library did not compile: %s", jvm.major, out.stderr[-2000:])
-        target.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         return
-    os.chmod(target, 0o644)
+    os.chmod(partial, 0o644)
+    os.replace(partial, target)  # whole or not at all: a JVM may be loading it
 
 
 def build(jvm: Jvm, javac: Path, root: Path | None = None) -> Path:
@@ -447,6 +450,9 @@ def build(jvm: Jvm, javac: Path, root: Path | None = None) -> Path:
     if (final / ".complete").exists():
         with contextlib.suppress(OSError):
             os.utime(final / ".complete")  # last use, for pruning
+        if not (final / STANDBY_LIBRARY).exists():  # built before this host had a C compiler
+            with cache.locked(root / f".java{jvm.major}-{key}.lock"):
+                _compile_native(jvm, final / STANDBY_LIBRARY, quiet=True)
         return final
     with cache.locked(root / f".java{jvm.major}-{key}.lock"):
         if (final / ".complete").exists():
