@@ -61,6 +61,14 @@ class Slot:
     def procs_files(self) -> list[str]:
         return [str(p / "cgroup.procs") for p in self.paths.values()]
 
+    def admit(self, pid: int, memory_mb: int, pids: int) -> None:
+        """Set the limits and move the running process ``pid`` in (what a launched environment does for
+        itself; for a process that began elsewhere — a copy forked from a SnapStart snapshot)."""
+        for path, value in self.limit_writes(memory_mb, pids):
+            _write(Path(path), value)
+        for path in self.procs_files():
+            _write(Path(path), str(pid))
+
     # ---- reads (cheap virtual files; fine on the event loop) -------------------------------------------
 
     def peak_memory_mb(self) -> int:

@@ -90,7 +90,7 @@ class ForkAdoption:
             # its cgroup while it makes its namespaces
             cgroups = self.backend.cgroups
             slot = cgroups.take() if not cgroups.empty else await asyncio.to_thread(cgroups.take)
-            joined = asyncio.ensure_future(asyncio.to_thread(_join, pid, slot, memory_mb, self.max_procs))
+            joined = asyncio.ensure_future(asyncio.to_thread(slot.admit, pid, memory_mb, self.max_procs))
             try:
                 said = await loop.sock_recv(conn, 1)
             finally:
@@ -138,13 +138,3 @@ def _map(pid: int, uid: int) -> None:
             os.write(fd, value.encode())
         finally:
             os.close(fd)
-
-
-def _join(pid: int, slot: Slot, memory_mb: int, max_procs: int) -> None:
-    """Privileged (worker thread): the copy's limits and cgroup."""
-    for path, value in slot.limit_writes(memory_mb, max_procs):
-        with open(path, "w") as fh:
-            fh.write(value)
-    for path in slot.procs_files():
-        with open(path, "w") as fh:
-            fh.write(str(pid))

@@ -27,6 +27,10 @@ import marshal
 import os
 import sys
 
+TYPE_CHECKING = False  # not typing's: importing typing costs the launcher milliseconds at every start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
@@ -497,23 +501,31 @@ def serve(control: int, preload: str | None = None) -> int:
         os.waitpid(pid, 0)  # the intermediate child exits as soon as PID 1 is forked
 
 
-def probe() -> int:
-    """Check, in a throw-away child, that namespaces, mounts and pivot_root work here."""
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+def _in_child(check: Callable[[], None], failure: int) -> int:
+    """Run ``check`` in a throw-away child: 0 if it returned, ``failure`` (its reason on stderr) if not."""
     pid = os.fork()
     if pid == 0:
         try:
-            _mount(None, "/", None, MS_REC | MS_PRIVATE)
-            root = sys.argv[2]
-            probe_spec = {"root": root, "binds": [], "tmp_mb": 1, "uid": 65534, "gid": 65534}
-            _build_base(probe_spec)
-            _finish_root(probe_spec)
+            check()
             os._exit(0)
         except BaseException as exc:
             os.write(2, f"{exc}\n".encode())
-            os._exit(125)
+            os._exit(failure)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+def probe() -> int:
+    """Check, in a throw-away child, that namespaces, mounts and pivot_root work here."""
+
+    def check() -> None:
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
+        probe_spec = {"root": sys.argv[2], "binds": [], "tmp_mb": 1, "uid": 65534, "gid": 65534}
+        _build_base(probe_spec)
+        _finish_root(probe_spec)
+
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+    return _in_child(check, 125)
 
 
 CLONE_NEWUSER = 0x10000000
@@ -522,19 +534,14 @@ CLONE_NEWUSER = 0x10000000
 def probe_userns() -> int:
     """Whether an unprivileged process may make a user namespace (what a copy forked from a SnapStart
     snapshot does to become an environment of its own): 0 if so."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare")
-            os._exit(0)
-        except BaseException as exc:
-            os.write(2, f"{exc}\n".encode())
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+
+    def check() -> None:
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+        _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare")
+
+    return _in_child(check, 1)
 
 
 def main() -> int:
