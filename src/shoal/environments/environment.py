@@ -269,12 +269,12 @@ class Environment:
         """Create the sandbox, start the runtime and run INIT. Never raises for function faults: an init
         failure is kept and answered to the first invocation. A SnapStart version's environment is forked
         from its snapshot instead (:meth:`_restore`)."""
-        if self.snapshots is not None:
-            snapshot = await self.snapshots.snapshot_of(self.config)
+        source = self.snapshots
+        if source is not None:
+            snapshot = await source.snapshot_of(self.config)
             if snapshot is not None:
-                await self._restore(snapshot)
+                await self._restore(source, snapshot)
                 return
-        loop = asyncio.get_running_loop()
         executable = None
         if self.runtime.entrypoint is not None:  # before taking any resource: nothing to give back
             executable = self.runtime.entrypoint(self.code_dir, self.opt_dir)
@@ -359,18 +359,8 @@ class Environment:
                 ),
             )
             return
-        self.alive = True
-        self.process.exited.add_done_callback(self._on_exit)
-        loop.add_reader(self.process.output_fd, self._on_output)
-        if self.process.listener is not None:
-            await self.endpoint.adopt(self.process.listener)
-        waiters: set[asyncio.Future[Any]] = {
-            self.endpoint.ready,
-            self.endpoint.init_error,
-            self.process.exited,
-        }
-        done, _ = await asyncio.wait(
-            waiters, timeout=self.settings.init_timeout, return_when=asyncio.FIRST_COMPLETED
+        done = await self._watch(
+            self.process, self.endpoint, self.endpoint.init_error, self.settings.init_timeout
         )
         self.init_ms = (time.monotonic() - started) * 1000
         if self.endpoint.ready in done:
@@ -381,10 +371,7 @@ class Environment:
                 await self.process.become_snapshot()
             else:
                 self._apply_quota()
-            # from now on, whenever the runtime waits on /next with nothing to do, it is frozen: no CPU
-            # while idle, not billed (a runtime that exits after replying is not caught mid-exit)
-            self.endpoint.on_parked = self._schedule_freeze
-            self._schedule_freeze()
+            self._freeze_when_idle()
             return
         self._on_output()
         init_output, self._capture = self._capture or [], None
@@ -411,6 +398,27 @@ class Environment:
             self._init_failure = ("Sandbox.Timedout", b"")
         self._init_peak_mb = self.process.peak_memory_mb()
         await self._kill()
+
+    async def _watch(
+        self, process: SandboxProcess, endpoint: RuntimeEndpoint, failed: asyncio.Future[Any], timeout: float
+    ) -> set[asyncio.Future[Any]]:
+        """The runtime runs: follow its exit and its output, and wait until it is ready (its first
+        ``/next``), ``failed`` resolves, it exits, or ``timeout`` passes. Returns what happened."""
+        self.alive = True
+        process.exited.add_done_callback(self._on_exit)
+        asyncio.get_running_loop().add_reader(process.output_fd, self._on_output)
+        if process.listener is not None:
+            await endpoint.adopt(process.listener)
+        waiters: set[asyncio.Future[Any]] = {endpoint.ready, failed, process.exited}
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        return done
+
+    def _freeze_when_idle(self) -> None:
+        """From now on, whenever the runtime waits on /next with nothing to do, it is frozen: no CPU while
+        idle, not billed (a runtime that exits after replying is not caught mid-exit)."""
+        if self.endpoint is not None:
+            self.endpoint.on_parked = self._schedule_freeze
+        self._schedule_freeze()
 
     def _apply_quota(self) -> None:
         """From the first invocation on the environment's CPU quota applies (INIT had AWS's boost). The write
@@ -496,7 +504,7 @@ class Environment:
             self.fork_settled()
         return Copy(adoption, process)
 
-    async def _restore(self, snapshot: Environment) -> None:
+    async def _restore(self, source: SnapshotSource, snapshot: Environment) -> None:
         """Become a copy forked from ``snapshot`` (INIT and the before-snapshot hooks already ran there): a
         spare one made ahead, or one forked now. ``RESTORE_START``, its variables, the after-restore hooks,
         ``RESTORE_REPORT``."""
@@ -504,12 +512,11 @@ class Environment:
             self._init_failure, self._init_output = snapshot._init_failure, snapshot._init_output
             self.init_ms = snapshot.init_ms or 0.0
             return
-        assert self.snapshots is not None
         self.log(self._init_start_line(restore=True))
         started = time.monotonic()
         deadline = started + RESTORE_TIMEOUT
         self.endpoint = RuntimeEndpoint()
-        copy = self.snapshots.take_spare(self.config)
+        copy = source.take_spare(self.config)
         if copy is None:  # fork one now, while the Runtime API starts listening
             identity = self.backend.new_identity()
             self.endpoint.allowed_uid = identity
@@ -529,26 +536,22 @@ class Environment:
         else:
             self.endpoint.allowed_uid = copy.process.uid
             address = await self.endpoint.listen()
-        self.snapshots.replenish(self.config, snapshot)
+        source.replenish(self.config, snapshot)
         self.process = process = copy.process
         self.variables = {**snapshot.variables, "AWS_LAMBDA_RUNTIME_API": address}
         try:
             await copy.adoption.deliver(json.dumps(self.variables).encode())
         finally:
             copy.adoption.close()
-        self.alive = True
-        process.exited.add_done_callback(self._on_exit)
-        asyncio.get_running_loop().add_reader(process.output_fd, self._on_output)
-        waiters: set[asyncio.Future[Any]] = {self.endpoint.ready, self.endpoint.restore_error, process.exited}
-        done, _ = await asyncio.wait(
-            waiters, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+        endpoint = self.endpoint
+        done = await self._watch(
+            process, endpoint, endpoint.restore_error, max(0.0, deadline - time.monotonic())
         )
         self.restore_ms = (time.monotonic() - started) * 1000
         if self.endpoint.ready in done:
             self._apply_quota()
             self.log(fmt.restore_report(self.restore_ms))
-            self.endpoint.on_parked = self._schedule_freeze
-            self._schedule_freeze()
+            self._freeze_when_idle()
             return
         self._on_output()
         await self._kill()
