@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
+import os
+import platform
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -58,3 +63,59 @@ def die_with_parent() -> None:
     """In a child before exec: get SIGTERM if this benchmark dies without cleaning up (Linux)."""
     if _PRCTL is not None:
         _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def shoal_module() -> str:
+    """Where the server subprocess imports ``shoal`` from (PYTHONPATH can point it at another checkout)."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(
+            [sys.executable, "-c", "import shoal; print(shoal.__file__)"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return str(Path(out.stdout.strip()).parent)
+    return ""
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine, interpreter and commit the figures are taken with (``+dirty``: src/ has changes)."""
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        mem_kb = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
+    commit = ""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        here = Path(__file__).resolve().parent
+
+        def git(*argv: str) -> str:
+            return subprocess.run(
+                ["git", *argv], capture_output=True, text=True, timeout=5, cwd=here, check=False
+            ).stdout.strip()
+
+        commit = git("rev-parse", "--short", "HEAD")
+        module = shoal_module()
+        if module and not module.startswith(str(here.parent / "src")):
+            commit = f"(shoal imported from {module}; this checkout is at {commit})"
+        elif commit and git("status", "--porcelain", "--untracked-files=no", "--", "../src"):
+            commit += "+dirty"  # src/ has uncommitted changes: the numbers are for the working tree
+    return {
+        "cpu_model": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)),
+        "memory_mb": mem_kb // 1024,
+        "kernel": platform.release(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "python_impl": platform.python_implementation(),
+        "python_executable": sys.executable,
+        "uid": os.getuid(),
+        "loadavg_at_start": os.getloadavg(),
+        "git_commit": commit,
+    }

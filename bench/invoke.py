@@ -19,7 +19,6 @@ import http.client
 import io
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -36,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import HOST, die_with_parent, free_port, stat_fields, summarize
+from _common import HOST, die_with_parent, free_port, machine_info, shoal_module, stat_fields, summarize
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/bench"
@@ -137,45 +136,6 @@ class CpuWindow:
             "irq_cpu_pct": 100 * (irq - self._machine0[2]) / _CLK_TCK / wall,
             "cores": len(os.sched_getaffinity(0)),
         }
-
-
-def machine_info() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem_kb = 0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        mem_kb = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
-    commit = ""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        here = Path(__file__).resolve().parent
-
-        def git(*argv: str) -> str:
-            return subprocess.run(
-                ["git", *argv], capture_output=True, text=True, timeout=5, cwd=here, check=False
-            ).stdout.strip()
-
-        commit = git("rev-parse", "--short", "HEAD")
-        module = shoal_module()
-        if module and not module.startswith(str(here.parent / "src")):
-            commit = f"(shoal imported from {module}; this checkout is at {commit})"
-        elif commit and git("status", "--porcelain", "--untracked-files=no", "--", "../src"):
-            commit += "+dirty"  # src/ has uncommitted changes: the numbers are for the working tree
-    return {
-        "cpu_model": model or platform.processor(),
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)),
-        "memory_mb": mem_kb // 1024,
-        "kernel": platform.release(),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "python_impl": platform.python_implementation(),
-        "loadavg_at_start": os.getloadavg(),
-        "git_commit": commit,
-    }
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -742,20 +702,6 @@ def code_zip(marker: str) -> bytes:
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("app.py", f"# {marker}\n{NO_OP}")  # a distinct package per function: no shared code cache
     return buf.getvalue()
-
-
-def shoal_module() -> str:
-    """Where the server subprocess imports ``shoal`` from (PYTHONPATH can point it at another checkout)."""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(
-            [sys.executable, "-c", "import shoal; print(shoal.__file__)"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        return str(Path(out.stdout.strip()).parent)
-    return ""
 
 
 def lambda_client(endpoint: str) -> Any:

@@ -32,7 +32,6 @@ import http.client
 import io
 import json
 import os
-import platform
 import random
 import re
 import shlex
@@ -49,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import HOST, die_with_parent, free_port, stat_fields, summarize
+from _common import HOST, die_with_parent, free_port, machine_info, stat_fields, summarize
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/bench"
@@ -174,43 +173,6 @@ def machine_busy() -> tuple[int, int]:
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = values[3] + (values[4] if len(values) > 4 else 0)
     return sum(values[:8]) - idle, sum(values[:8])
-
-
-def machine_info() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem_kb = 0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        mem_kb = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
-    commit = ""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        here = Path(__file__).resolve().parent
-
-        def git(*argv: str) -> str:
-            return subprocess.run(
-                ["git", *argv], capture_output=True, text=True, timeout=5, cwd=here, check=False
-            ).stdout.strip()
-
-        commit = git("rev-parse", "--short", "HEAD")
-        if commit and git("status", "--porcelain", "--untracked-files=no", "--", "../src"):
-            commit += "+dirty"  # src/ has uncommitted changes: the numbers are for the working tree
-    return {
-        "cpu_model": model or platform.processor(),
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)),
-        "memory_mb": mem_kb // 1024,
-        "kernel": platform.release(),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "python_executable": sys.executable,
-        "uid": os.getuid(),
-        "loadavg_at_start": os.getloadavg(),
-        "git_commit": commit,
-    }
 
 
 @dataclass
