@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+BUILD_TIMEOUT = 300  # seconds one build step (a compiler, a training run) may take
 
 
 def cache_root(name: str) -> Path:
@@ -27,6 +30,24 @@ def cache_root(name: str) -> Path:
         if os.access(candidate, os.W_OK | os.X_OK):
             return candidate
     raise OSError(f"no writable cache directory for {name} among {candidates}")
+
+
+def build_step(argv: list[str], what: str, env: Mapping[str, str], cwd: Path | None = None) -> str:
+    """Run one build step; its standard output. A failure raises RuntimeError naming ``what``, with the tail
+    of what the step printed."""
+    out = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        check=False,
+        env=dict(env),
+        cwd=str(cwd) if cwd else None,
+        stdin=subprocess.DEVNULL,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{what} failed ({out.returncode}): {(out.stdout + out.stderr)[-4000:]}")
+    return out.stdout
 
 
 @contextlib.contextmanager

@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 SOURCES = Path(__file__).parent / "bootstraps" / "dotnet"
 SUPPORTED = ("dotnet8", "dotnet10", "dotnet6")
 _BUILD_SCHEMA = "1"
-_BUILD_TIMEOUT = 300
 _VERSION_RE = re.compile(r"Mono JIT compiler version (\d+(?:\.\d+)+)")
 # name, source directory, target, referenced assemblies (all built here)
 ASSEMBLIES = (
@@ -203,19 +202,7 @@ def _build_key(mono: Mono) -> str:
 
 
 def _run(argv: list[str], what: str, cwd: Path | None = None) -> str:
-    out = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        timeout=_BUILD_TIMEOUT,
-        check=False,
-        env=_clean_env(),
-        cwd=str(cwd) if cwd else None,
-        stdin=subprocess.DEVNULL,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{what} failed ({out.returncode}): {(out.stdout + out.stderr)[-4000:]}")
-    return out.stdout
+    return cache.build_step(argv, what, _clean_env(), cwd)
 
 
 def compile_args(

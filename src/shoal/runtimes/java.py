@@ -62,7 +62,6 @@ SANDBOX_RUNTIME_DIR = "/var/runtime"
 # GCs"), and on JDK 17 G1 starts no slower (only it maps the base archive's heap objects).
 JVM_FLAGS = ("TieredStopAtLevel=1", "-UsePerfData")
 _BUILD_SCHEMA = "1"  # the cache key also covers this module's source and the bootstrap sources
-_BUILD_TIMEOUT = 300
 _SCRUBBED_ENV = ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH", "JAVA_OPTIONS")
 
 
@@ -275,17 +274,7 @@ def _clean_env() -> dict[str, str]:
 
 
 def _run(argv: list[str], what: str, cwd: Path | None = None) -> None:
-    out = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        timeout=_BUILD_TIMEOUT,
-        check=False,
-        env=_clean_env(),
-        cwd=str(cwd) if cwd else None,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{what} failed ({out.returncode}): {(out.stderr or out.stdout)[-4000:]}")
+    cache.build_step(argv, what, _clean_env(), cwd)
 
 
 def _write_jar(jar: Path, classes: Path, include: Iterable[str], manifest: str = "") -> None:
