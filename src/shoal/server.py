@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,13 +143,17 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
             "SnapStart versions run INIT in every environment: this sandbox cannot isolate forked copies"
         )
 
-    def from_snapshot(fn: FunctionConfig, family: str, opt: Path | None) -> bool:
-        # copies are forked from the runtime alone: a function with external extensions runs INIT each time
-        return snapshots.covers(fn, family, can_fork and not discover_extensions(opt))
+    def opt_of(fn: FunctionConfig) -> Path | None:
+        return layers.opt_tree([ResolvedLayer.from_dict(layer) for layer in fn.layers])
+
+    def from_snapshot(fn: FunctionConfig, family: str, opt: Callable[[], Path | None]) -> bool:
+        """Whether the version's new environments are copies of its SnapStart snapshot. Copies are forked from
+        the runtime alone: a function with external extensions runs INIT in each."""
+        return snapshots.covers(fn, family, can_fork) and not discover_extensions(opt())
 
     def make_environment(fn: FunctionConfig, initialization_type: str = "on-demand") -> Environment:
         runtime = runtimes.require(fn.runtime)
-        opt = layers.opt_tree([ResolvedLayer.from_dict(layer) for layer in fn.layers])
+        opt = opt_of(fn)
         env = Environment(
             fn,
             runtime,
@@ -161,18 +165,14 @@ async def build(config: Config, *, backend: SandboxBackend | None = None) -> Sta
             initialization_type,
             opt_dir=opt,
         )
-        if initialization_type == "on-demand" and from_snapshot(fn, runtime.family, opt):
+        if initialization_type == "on-demand" and from_snapshot(fn, runtime.family, lambda: opt):
             env.snapshots = snapshots
         return env
 
     def snapshot_now(fn: FunctionConfig) -> bool:
         """A new SnapStart version gets its snapshot when it is published, as on AWS."""
         runtime = runtimes.get(fn.runtime)
-        if runtime is None or not snapshots.covers(fn, runtime.family, can_fork):
-            return False
-        return from_snapshot(
-            fn, runtime.family, layers.opt_tree([ResolvedLayer.from_dict(x) for x in fn.layers])
-        )
+        return runtime is not None and from_snapshot(fn, runtime.family, lambda: opt_of(fn))
 
     snapshots = Snapshots(
         lambda fn: make_environment(fn, "snap-start"),
