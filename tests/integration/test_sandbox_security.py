@@ -338,3 +338,46 @@ def test_cannot_signal_another_environment(harness):
     tried, still = run(harness, scenario)
     assert tried.payload == b'"ProcessLookupError"'  # not in its PID namespace
     assert still.payload == b'"alive"'
+
+
+# Reads this process's own memory between ``env_start`` and ``env_end`` of /proc/self/stat: the environment it
+# was started with (libc's write() returns EFAULT, not a crash, for an unmapped address). An environment forked
+# from a fork-server would find the fork-server's start-up environment there.
+INITIAL_ENVIRONMENT = '''
+import ctypes, os
+def handler(event, context):
+    fields = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
+    start, end = int(fields[47]), int(fields[48])
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.write.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+    r, w = os.pipe()
+    try:
+        n = libc.write(w, start, end - start)
+        data = os.read(r, n) if n > 0 else b""
+    finally:
+        os.close(r)
+        os.close(w)
+    return {"size": end - start, "read": len(data), "text": data.decode(errors="replace")}
+'''
+
+
+def test_server_environment_is_not_in_an_environments_memory(tmp_path, monkeypatch):
+    """The server's variables (database URLs, credentials) never reach a function, not even in the start-up
+    environment a fork-server's memory keeps."""
+    monkeypatch.setenv("SHOAL_TEST_SERVER_SECRET", SECRET)
+    backend = NamespaceBackend()  # its own fork-server, started with the variable above in the server's env
+    harness = Harness(tmp_path, backend)
+    env = harness.environment(INITIAL_ENVIRONMENT)
+
+    async def scenario():
+        await env.start()
+        return await env.invoke(invocation())
+
+    try:
+        out = run(harness, scenario)
+    finally:
+        backend.close()
+    got = json.loads(out.payload)
+    assert got["size"] > 0 and got["read"] == got["size"], got  # the region was read whole
+    assert "LANG=" in got["text"]
+    assert SECRET not in got["text"] and "SHOAL_TEST_SERVER_SECRET" not in got["text"]

@@ -85,6 +85,16 @@ def forks_isolatable() -> bool:
     return probe.returncode == 0
 
 
+def daemon_environment() -> dict[str, str]:
+    """What a launcher daemon starts with. Never the server's own environment: a zygote's children are
+    environments, and a process's initial environment stays in its memory (the top of its stack, where a
+    forked child's code can read it) whatever ``os.environ`` becomes later."""
+    env = {"LANG": "C.UTF-8"}
+    if "LD_LIBRARY_PATH" in os.environ:  # an interpreter built to find its libpython there
+        env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]
+    return env
+
+
 def become_subreaper() -> None:
     """Orphaned environment processes (the launcher exits after forking) are re-parented to this process."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -259,7 +269,12 @@ class NamespaceBackend:
         if key is not None:
             argv += ["--preload", key[1]]
         process = subprocess.Popen(
-            argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True
+            argv,
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            close_fds=True,
+            env=daemon_environment(),
+            cwd="/",
         )
         theirs.close()
         self._daemons[key] = (process, ours)
