@@ -409,6 +409,9 @@ def _preload(path: str) -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules["bootstrap"] = module
     spec.loader.exec_module(module)
+    warm_up = getattr(module, "preload", None)
+    if callable(warm_up):  # what every environment would otherwise do for the first time after the fork
+        warm_up()
     _PRELOADED["module"] = module
     _PRELOADED["path"] = path
     _PRELOADED["sys_path"] = [p for p in sys.path if p != os.path.dirname(os.path.abspath(__file__))]
