@@ -197,6 +197,25 @@ def test_tmp_is_bounded_by_ephemeral_storage_and_private(harness):
     assert 500 <= got["mb"] <= 512
 
 
+@pytest.mark.parametrize("size", [512, 1024, 10240])
+def test_tmp_has_the_functions_ephemeral_storage_size(harness, size):
+    """A stem cell mounts /tmp ahead at the default size; an environment of another size gets its own."""
+    env = harness.environment(
+        "import os\n"
+        "def handler(e, c):\n"
+        "    st = os.statvfs('/tmp')\n"
+        "    return {'mb': st.f_blocks * st.f_frsize >> 20, 'owner': os.stat('/tmp').st_uid, 'uid': os.getuid()}\n",
+        ephemeral_storage=size)
+
+    async def scenario():
+        await env.start()
+        return await env.invoke(invocation())
+
+    got = json.loads(run(harness, scenario).payload)
+    assert got["mb"] == size
+    assert got["owner"] == got["uid"] != 0
+
+
 @pytest.mark.parametrize(("memory", "share"), [(128, 0.1), (885, 0.5)])
 def test_cpu_share_follows_memory(harness, memory, share):
     env = harness.environment(

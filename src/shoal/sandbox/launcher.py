@@ -143,6 +143,22 @@ def _build_base(spec: dict) -> None:  # type: ignore[type-arg]
     shm = _mkdirs(root, "/dev/shm")
     _mount("tmpfs", shm, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     _mount("proc", _mkdirs(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if "stem_tmp_mb" in spec:  # a stem's /tmp, at the usual size (resized if its function's differs)
+        tmp = _mkdirs(root, "/tmp")
+        _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, _tmp_options(spec["stem_tmp_mb"]))
+
+
+def _tmp_options(size_mb: int) -> str:
+    return f"size={int(size_mb)}m,mode=1777"
+
+
+def _size_tmp(path: str, spec: dict) -> None:  # type: ignore[type-arg]
+    """``/tmp`` at the size the environment's ``EphemeralStorage`` says: mounted, or resized if its stem made
+    it at another size."""
+    if "stem_tmp_mb" not in spec:
+        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, _tmp_options(spec["tmp_mb"]))
+    elif int(spec["tmp_mb"]) != int(spec["stem_tmp_mb"]):
+        _mount(None, path, None, MS_REMOUNT | MS_NOSUID | MS_NODEV, _tmp_options(spec["tmp_mb"]))
 
 
 def _finish_root(spec: dict) -> None:  # type: ignore[type-arg]
@@ -152,7 +168,7 @@ def _finish_root(spec: dict) -> None:  # type: ignore[type-arg]
         if os.path.isdir(host):
             _bind(host, _mkdirs(root, inside))
     tmp = _mkdirs(root, "/tmp")
-    _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(spec['tmp_mb'])}m,mode=1777")
+    _size_tmp(tmp, spec)
     os.chown(tmp, spec["uid"], spec["gid"])
     _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4m,mode=755")
     os.chdir(root)
@@ -280,7 +296,7 @@ def _standby(spec: dict, report: int) -> None:  # type: ignore[type-arg]
         raise OSError("the standby runtime ended while waiting")  # the server finds this stem dead
     spec = {**spec, **_read_spec(report)}
     _graft(spec)
-    _mount(None, "/tmp", None, MS_REMOUNT | MS_NOSUID | MS_NODEV, f"size={int(spec['tmp_mb'])}m,mode=1777")
+    _size_tmp("/tmp", spec)
     message = memoryview(json.dumps({"env": spec["env"], "cwd": spec["cwd"]}).encode())
     while message:
         message = message[os.write(from_us, message) :]

@@ -37,7 +37,7 @@ MAX_FDS = 1024
 MAX_PROCS = 1024
 PR_SET_CHILD_SUBREAPER = 36
 GRAFTED = (TASK_ROOT, "/opt")  # the function's own directories, grafted into a pre-started environment
-STANDBY_TMP_MB = 512
+STEM_TMP_MB = 512  # the /tmp a stem cell mounts ahead: the default EphemeralStorage
 # what a SnapStart snapshot's cgroup may hold beyond the function's memory: the pages its copies touched
 # before they moved to their own cgroups stay charged to it while they live (~0.9 MB a copy, measured with
 # python3.12); past it the snapshot is killed and made again on next need, never the host's memory
@@ -301,9 +301,11 @@ class NamespaceBackend:
             raise ValueError("the namespace backend needs spec.uid (from new_identity)")
         if not self._prepared:
             await asyncio.to_thread(self.prepare, 0)
-        base = tuple((str(host), inside) for host, inside in spec.extra_ro_binds if str(host) == inside)
+        # the runtime's directories are the same for every environment of the kind: bound in its stems ahead
+        # of time; the function's own (its code, its layers' /opt) when one becomes its environment
+        base = tuple((str(host), inside) for host, inside in spec.extra_ro_binds if inside not in GRAFTED)
         binds = [(str(spec.code_dir), TASK_ROOT)]
-        binds += [(str(host), inside) for host, inside in spec.extra_ro_binds if str(host) != inside]
+        binds += [(str(host), inside) for host, inside in spec.extra_ro_binds if inside in GRAFTED]
         if spec.standby is not None:
             specialised = await self._specialise(spec, base, binds)
             if specialised is not None:
@@ -351,9 +353,7 @@ class NamespaceBackend:
     ) -> NamespaceProcess | None:
         """Hand a ready pre-started runtime of this kind the function's directories, limits and environment;
         None when none is ready (the caller starts the runtime itself, and ready ones are made meanwhile)."""
-        fixed = tuple((host, inside) for host, inside in binds if inside not in GRAFTED)
-        grafted = [(host, inside) for host, inside in binds if inside in GRAFTED]
-        kind = StemKind(None, base, spec.standby, fixed)
+        kind = StemKind(None, base, spec.standby)
         if kind in self._broken:
             return None
         ready = self._stems.get(kind, [])
@@ -382,7 +382,7 @@ class NamespaceBackend:
         request = marshal.dumps(
             {
                 "env": spec.env,
-                "binds": grafted,
+                "binds": binds,
                 "tmp_mb": spec.ephemeral_mb,
                 "cwd": TASK_ROOT,
                 "uid": stem.uid,
@@ -430,16 +430,17 @@ class NamespaceBackend:
             "base_binds": list(kind.base),
             "network": self.network,
             "cgroup_procs": slot.procs_files(),
+            "stem_tmp_mb": STEM_TMP_MB,
         }
         if kind.standby is not None:
             fields.update(
                 standby=True,
                 argv=list(kind.standby.argv),
                 env=dict(kind.standby.env),
-                binds=list(kind.fixed),
+                binds=[],
                 mountpoints=list(GRAFTED),
                 cwd=TASK_ROOT,
-                tmp_mb=STANDBY_TMP_MB,
+                tmp_mb=STEM_TMP_MB,
                 uid=uid,
                 gid=uid,
                 nofile=MAX_FDS,
@@ -568,7 +569,6 @@ class StemKind(NamedTuple):
     preload: tuple[str, str] | None  # the fork-server (interpreter, bootstrap) PID 1 comes from
     base: tuple[tuple[str, str], ...]  # binds shared by every environment of the kind
     standby: Standby | None = None  # the pre-started runtime
-    fixed: tuple[tuple[str, str], ...] = ()  # the standby runtime's own binds (its bootstrap)
 
 
 def stem_program(kind: StemKind) -> str:
