@@ -283,3 +283,41 @@ def test_cpu_follows_memory_after_init(tmp_path, namespace_backend):
     quotas = run(scenario())
     assert quotas[128] == CPU_PERIOD_US // 10  # the floor: 0.1 vCPU
     assert quotas[1769] == CPU_PERIOD_US  # one vCPU
+
+
+def test_a_stem_cell_is_replaced_once_its_environments_start_is_over(tmp_path):
+    """The next stem cell is made after the start it served, never during it (it would take the CPU)."""
+    if not NS_OK:
+        pytest.skip(f"namespace sandbox unavailable on this host: {NS_WHY}")
+    from shoal.sandbox.namespace import NamespaceBackend
+
+    backend = NamespaceBackend(stem_cells=1)
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text("def handler(e, c):\n    return 'ok'\n")
+    logs = FileLogStore(tmp_path / "logs")
+    env = Environment(config(), RUNTIME, backend, code, tmp_path / "envs", logs.emit,
+                      Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1"))
+
+    def stems():
+        return sum(len(ready) for ready in backend._stems.values()) + sum(backend._making.values())
+
+    async def scenario():
+        try:
+            await env.start()  # no stem was ready: one was made for it
+            during = stems()
+            out = await env.invoke(invocation())
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not sum(len(r) for r in backend._stems.values()):
+                await asyncio.sleep(0.01)
+            return during, out, sum(len(r) for r in backend._stems.values())
+        finally:
+            await env.shutdown()
+
+    try:
+        during, out, after = run(scenario())
+    finally:
+        backend.close()
+    assert out.payload == b'"ok"'
+    assert during == 0  # none made (or being made) while the start was on its way
+    assert after == 1  # ... and one ready once it was over

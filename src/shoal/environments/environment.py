@@ -371,6 +371,8 @@ class Environment:
                 await self.process.become_snapshot()
             else:
                 self._apply_quota()
+                if self.provisioned:  # no invocation is on its way
+                    self.process.settled()
             self._freeze_when_idle()
             return
         self._on_output()
@@ -613,7 +615,10 @@ class Environment:
             exit_watch.remove_done_callback(on_exit)
         duration_ms = (time.monotonic() - started) * 1000
         self._on_output()  # the runtime flushed its output before posting: collect it before END
-        return await self._complete(inv, reply, duration_ms, init_ms, restore_ms)
+        outcome = await self._complete(inv, reply, duration_ms, init_ms, restore_ms)
+        if cold:
+            self.process.settled()
+        return outcome
 
     async def _complete(
         self,

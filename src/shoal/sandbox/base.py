@@ -161,6 +161,11 @@ class SandboxProcess:
     async def after_init(self) -> None:
         """Called once INIT has finished (e.g. to apply the CPU quota)."""
 
+    def settled(self) -> None:
+        """Called once the environment's start is over: its first invocation was answered (or, for one made
+        ahead of invocations, its INIT is done). Work kept off a start's path, such as preparing the next
+        environment, may begin."""
+
     async def become_snapshot(self) -> None:
         """Called instead of :meth:`after_init` for a SnapStart snapshot, which copies are forked from: a copy
         begins in the snapshot's cgroup and what it touches there stays charged to it, so once its INIT

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import logging
 import marshal
 import os
@@ -116,9 +117,13 @@ class NamespaceProcess(SandboxProcess):
         memory_mb: int,
         listener: socket.socket | None,
         report: socket.socket | None = None,
+        started: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(pid, output_fd, work_dir)
         self.backend = backend
+        # the stem cell this environment was is replaced once its start is over (its first invocation was
+        # answered) or it is gone: making the next stem while a start is on its way takes the CPU from it
+        self._on_started = started
         self.slot = slot
         self.uid = uid
         self.own_uid = uid
@@ -170,15 +175,25 @@ class NamespaceProcess(SandboxProcess):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGCONT)
 
+    def _started(self) -> None:
+        on_started, self._on_started = self._on_started, None
+        if on_started is not None:
+            on_started()
+
+    def settled(self) -> None:
+        self._started()
+
     async def after_init(self) -> None:
         """INIT ran with the CPU boost AWS gives it; from the first invoke on, the quota applies."""
         quota = cpu_quota_us(self.memory_mb, self.backend.cpu_floor, os.cpu_count() or 1)
         await asyncio.to_thread(self.slot.set_cpu_quota, quota)
 
     async def become_snapshot(self) -> None:
+        self._started()
         await asyncio.to_thread(self.slot.raise_memory_limit, self.memory_mb + SNAPSHOT_HEADROOM_MB)
 
     async def destroy(self, grace: float = 0.0) -> None:
+        self._started()
         self.thaw()  # a stopped process does not act on SIGTERM
         await super().destroy(grace)
         if not self._released:
@@ -313,7 +328,6 @@ class NamespaceBackend:
         kind = StemKind(spec.preload, base)
         ready = self._stems.get(kind)
         stem = ready.pop() if ready else await self._new_stem(kind)
-        self._replenish(kind)
         request = marshal.dumps(
             {
                 "zygote": spec.preload is not None,
@@ -332,7 +346,15 @@ class NamespaceBackend:
             4,  # a format every supported interpreter reads
         )
         process = NamespaceProcess(
-            stem.pid, stem.out_r, stem.work_dir, self, stem.slot, spec.uid, spec.memory_mb, stem.listener
+            stem.pid,
+            stem.out_r,
+            stem.work_dir,
+            self,
+            stem.slot,
+            spec.uid,
+            spec.memory_mb,
+            stem.listener,
+            started=functools.partial(self._replenish, kind),
         )
         try:
             stem.report.sendall(len(request).to_bytes(4, "big") + request)
@@ -369,8 +391,8 @@ class NamespaceBackend:
                 stem = await self._new_stem(kind)
             except Exception as exc:
                 self._standby_failed(kind, exc)
-        self._replenish(kind)
         if stem is None or stem.uid is None:
+            self._replenish(kind)  # for the next environment of the kind
             return None
         said = _pending_output(stem.out_r)  # what it printed while it stood by is not the function's
         if said:
@@ -401,6 +423,7 @@ class NamespaceBackend:
             spec.memory_mb,
             stem.listener,
             report=stem.report,
+            started=functools.partial(self._replenish, kind),
         )
         try:
             stem.report.sendall(len(request).to_bytes(4, "big") + request)
@@ -484,6 +507,8 @@ class NamespaceBackend:
 
     def _replenish(self, kind: StemKind) -> None:
         """Keep ``stem_cells`` stems of this kind ready, made in the background."""
+        if self._closed:
+            return
         missing = self.stem_cells - len(self._stems.get(kind, [])) - self._making.get(kind, 0)
         for _ in range(max(0, missing)):
             self._making[kind] = self._making.get(kind, 0) + 1
