@@ -321,3 +321,20 @@ def test_a_stem_cell_is_replaced_once_its_environments_start_is_over(tmp_path):
     assert out.payload == b'"ok"'
     assert during == 0  # none made (or being made) while the start was on its way
     assert after == 1  # ... and one ready once it was over
+
+
+def test_a_closed_cgroup_pool_leaves_no_slot_behind():
+    """A stem still on its way when the server stops gives its slot back (or asks for one) after the pool was
+    closed: the slot is removed, none is made."""
+    if not NS_OK:
+        pytest.skip(f"namespace sandbox unavailable on this host: {NS_WHY}")
+    from shoal.sandbox.cgroups import CgroupPool, CgroupUnavailable
+
+    pool = CgroupPool(f"pid{os.getpid()}-closing")
+    late = pool.take()
+    pool.close()
+    pool.give_back(late)
+    with pytest.raises(CgroupUnavailable):
+        pool.take()
+    assert not any(path.exists() for path in late.paths.values())
+    assert not any(base.exists() for base in pool.bases.values())

@@ -190,6 +190,7 @@ class CgroupPool:
         self._free: list[Slot] = []
         self._all: list[Slot] = []
         self._count = 0
+        self._closed = False
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> CgroupPool:
@@ -222,6 +223,8 @@ class CgroupPool:
             self._free.append(self._create())
 
     def _create(self) -> Slot:
+        if self._closed:  # a stem still on its way when the server stopped: no slot outlives the pool
+            raise CgroupUnavailable("the cgroup pool is closed")
         self._count += 1
         name = f"slot-{os.getpid()}-{self._count}"
         paths = {}
@@ -247,11 +250,15 @@ class CgroupPool:
     def give_back(self, slot: Slot) -> None:
         """Return a slot after its environment ended (call from a worker thread)."""
         slot.kill_all()
+        if self._closed:
+            slot.remove()
+            return
         slot.reset()
         self._free.append(slot)
 
     def close(self) -> None:
         """Remove every slot this pool made (killing anything still in one) and the instance directory."""
+        self._closed = True
         for slot in self._all:
             slot.kill_all()
             slot.remove()

@@ -122,7 +122,7 @@ class NamespaceProcess(SandboxProcess):
         super().__init__(pid, output_fd, work_dir)
         self.backend = backend
         # the stem cell this environment was is replaced once its start is over (its first invocation was
-        # answered) or it is gone: making the next stem while a start is on its way takes the CPU from it
+        # answered): making the next stem while a start is on its way takes the CPU from it
         self._on_started = started
         self.slot = slot
         self.uid = uid
@@ -193,7 +193,8 @@ class NamespaceProcess(SandboxProcess):
         await asyncio.to_thread(self.slot.raise_memory_limit, self.memory_mb + SNAPSHOT_HEADROOM_MB)
 
     async def destroy(self, grace: float = 0.0) -> None:
-        self._started()
+        # never settled (INIT failed, or the server is stopping): the next start that settles tops stems up
+        self._on_started = None
         self.thaw()  # a stopped process does not act on SIGTERM
         await super().destroy(grace)
         if not self._released:
