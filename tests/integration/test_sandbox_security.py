@@ -78,6 +78,16 @@ def run(harness: Harness, scenario):
     return asyncio.run(main())
 
 
+def first_invoke(harness: Harness, env, inv: Invocation | None = None):
+    """Start ``env`` and answer one invocation; the harness ends its environments afterwards."""
+
+    async def scenario():
+        await env.start()
+        return await env.invoke(inv or invocation())
+
+    return run(harness, scenario)
+
+
 PROBE = '''
 import json, os, signal
 def attempt(fn):
@@ -163,11 +173,7 @@ def test_memory_past_the_limit_is_runtime_out_of_memory(harness):
                               "    while True:\n        blocks.append(bytearray(16 * 1024 * 1024))\n",
                               memory_size=128)
 
-    async def scenario():
-        await env.start()
-        return await env.invoke(invocation(rid="oom"))
-
-    out = run(harness, scenario)
+    out = first_invoke(harness, env, invocation(rid="oom"))
     assert json.loads(out.payload) == {"errorType": "Runtime.OutOfMemory",
                                        "errorMessage": "RequestId: oom Error: Runtime exited with error: signal: killed"}
     assert out.log_lines[-1].endswith("Status: error\tError Type: Runtime.OutOfMemory")
@@ -188,11 +194,7 @@ def test_tmp_is_bounded_by_ephemeral_storage_and_private(harness):
         "    return {'mb': written >> 20, 'errno': None}\n",
         ephemeral_storage=512, memory_size=1024, timeout=30)  # tmpfs pages count against memory
 
-    async def scenario():
-        await env.start()
-        return await env.invoke(invocation())
-
-    got = json.loads(run(harness, scenario).payload)
+    got = json.loads(first_invoke(harness, env).payload)
     assert got["errno"] == 28  # ENOSPC
     assert 500 <= got["mb"] <= 512
 
@@ -207,11 +209,7 @@ def test_tmp_has_the_functions_ephemeral_storage_size(harness, size):
         "    return {'mb': st.f_blocks * st.f_frsize >> 20, 'owner': os.stat('/tmp').st_uid, 'uid': os.getuid()}\n",
         ephemeral_storage=size)
 
-    async def scenario():
-        await env.start()
-        return await env.invoke(invocation())
-
-    got = json.loads(run(harness, scenario).payload)
+    got = json.loads(first_invoke(harness, env).payload)
     assert got["mb"] == size
     assert got["owner"] == got["uid"] != 0
 
@@ -227,11 +225,7 @@ def test_cpu_share_follows_memory(harness, memory, share):
         "    return (time.process_time() - cpu0) / (time.monotonic() - wall0)\n",
         memory_size=memory)
 
-    async def scenario():
-        await env.start()
-        return await env.invoke(invocation())
-
-    measured = json.loads(run(harness, scenario).payload)
+    measured = json.loads(first_invoke(harness, env).payload)
     assert share * 0.5 <= measured <= share * 1.3 + 0.03, measured
 
 
@@ -387,13 +381,8 @@ def test_server_environment_is_not_in_an_environments_memory(tmp_path, monkeypat
     backend = NamespaceBackend()  # its own fork-server, started with the variable above in the server's env
     harness = Harness(tmp_path, backend)
     env = harness.environment(INITIAL_ENVIRONMENT)
-
-    async def scenario():
-        await env.start()
-        return await env.invoke(invocation())
-
     try:
-        out = run(harness, scenario)
+        out = first_invoke(harness, env)
     finally:
         backend.close()
     got = json.loads(out.payload)
