@@ -175,13 +175,10 @@ class NamespaceProcess(SandboxProcess):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGCONT)
 
-    def _started(self) -> None:
+    def settled(self) -> None:
         on_started, self._on_started = self._on_started, None
         if on_started is not None:
             on_started()
-
-    def settled(self) -> None:
-        self._started()
 
     async def after_init(self) -> None:
         """INIT ran with the CPU boost AWS gives it; from the first invoke on, the quota applies."""
@@ -189,7 +186,7 @@ class NamespaceProcess(SandboxProcess):
         await asyncio.to_thread(self.slot.set_cpu_quota, quota)
 
     async def become_snapshot(self) -> None:
-        self._started()
+        self.settled()  # a snapshot's start is over once its INIT is
         await asyncio.to_thread(self.slot.raise_memory_limit, self.memory_mb + SNAPSHOT_HEADROOM_MB)
 
     async def destroy(self, grace: float = 0.0) -> None:
@@ -329,36 +326,17 @@ class NamespaceBackend:
         kind = StemKind(spec.preload, base)
         ready = self._stems.get(kind)
         stem = ready.pop() if ready else await self._new_stem(kind)
-        request = marshal.dumps(
-            {
-                "zygote": spec.preload is not None,
-                "argv": spec.argv,
-                "env": spec.env,
-                "extensions": list(spec.extensions),
-                "binds": binds,
-                "tmp_mb": spec.ephemeral_mb,
-                "cwd": TASK_ROOT,
-                "uid": spec.uid,
-                "gid": spec.uid,
-                "cgroup_limits": stem.slot.limit_writes(spec.memory_mb, MAX_PROCS),
-                "nofile": MAX_FDS,
-                "nproc": MAX_PROCS,
-            },
-            4,  # a format every supported interpreter reads
+        fields = _handover(stem, spec, spec.uid, binds)
+        fields.update(
+            zygote=spec.preload is not None,
+            argv=spec.argv,
+            extensions=list(spec.extensions),
+            nofile=MAX_FDS,
+            nproc=MAX_PROCS,
         )
-        process = NamespaceProcess(
-            stem.pid,
-            stem.out_r,
-            stem.work_dir,
-            self,
-            stem.slot,
-            spec.uid,
-            spec.memory_mb,
-            stem.listener,
-            started=functools.partial(self._replenish, kind),
-        )
+        process = self._environment(stem, kind, spec, spec.uid)
         try:
-            stem.report.sendall(len(request).to_bytes(4, "big") + request)
+            _send_request(stem.report, fields)
             lines, _ = await _read_report(stem.report, _until_eof)  # EOF: exec'd, or running preloaded
         except BaseException:
             await process.destroy()
@@ -402,32 +380,9 @@ class NamespaceBackend:
             spec.admit(stem.uid)
         if spec.uid is not None and spec.uid != stem.uid:
             self.uids.give_back(spec.uid)  # the environment is the stem's identity from here on
-        request = marshal.dumps(
-            {
-                "env": spec.env,
-                "binds": binds,
-                "tmp_mb": spec.ephemeral_mb,
-                "cwd": TASK_ROOT,
-                "uid": stem.uid,
-                "gid": stem.uid,
-                "cgroup_limits": stem.slot.limit_writes(spec.memory_mb, MAX_PROCS),
-            },
-            4,
-        )
-        process = NamespaceProcess(
-            stem.pid,
-            stem.out_r,
-            stem.work_dir,
-            self,
-            stem.slot,
-            stem.uid,
-            spec.memory_mb,
-            stem.listener,
-            report=stem.report,
-            started=functools.partial(self._replenish, kind),
-        )
+        process = self._environment(stem, kind, spec, stem.uid, report=stem.report)
         try:
-            stem.report.sendall(len(request).to_bytes(4, "big") + request)
+            _send_request(stem.report, _handover(stem, spec, stem.uid, binds))
             # ``G``: the runtime has its environment. Without it init failed and exits (125, reason in the
             # environment's log), which the caller sees as the runtime's exit.
             lines, _ = await _read_report(stem.report, lambda lines, fds: b"G" in lines)
@@ -436,6 +391,23 @@ class NamespaceBackend:
             raise
         process.early = [line for line in lines if line.startswith(b"W")]
         return process
+
+    def _environment(
+        self, stem: Stem, kind: StemKind, spec: SandboxSpec, uid: int, report: socket.socket | None = None
+    ) -> NamespaceProcess:
+        """The environment ``stem`` becomes; its kind's stems are topped up once its start is over."""
+        return NamespaceProcess(
+            stem.pid,
+            stem.out_r,
+            stem.work_dir,
+            self,
+            stem.slot,
+            uid,
+            spec.memory_mb,
+            stem.listener,
+            report=report,
+            started=functools.partial(self._replenish, kind),
+        )
 
     # ---- stem cells ------------------------------------------------------------------------------------
 
@@ -470,7 +442,6 @@ class NamespaceBackend:
                 nofile=MAX_FDS,
                 nproc=MAX_PROCS,
             )
-        request = marshal.dumps(fields, 4)
         out_r, out_w = os.pipe()
         report, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         need_listener = self.private_network
@@ -482,7 +453,7 @@ class NamespaceBackend:
         try:
             try:
                 self._send(kind.preload, [out_w, theirs.fileno()])
-                report.sendall(len(request).to_bytes(4, "big") + request)
+                _send_request(report, fields)
             finally:
                 os.close(out_w)
                 theirs.close()
@@ -631,6 +602,27 @@ def _pending_output(fd: int) -> str:
         return os.read(fd, 1 << 16).decode(errors="replace").strip()[-2000:]
     except OSError:
         return ""
+
+
+def _handover(stem: Stem, spec: SandboxSpec, uid: int, binds: list[tuple[str, str]]) -> dict[str, Any]:
+    """What every stem is told when it becomes an environment: the function's variables and directories, its
+    /tmp size, its uid and its cgroup limits."""
+    return {
+        "env": spec.env,
+        "binds": binds,
+        "tmp_mb": spec.ephemeral_mb,
+        "cwd": TASK_ROOT,
+        "uid": uid,
+        "gid": uid,
+        "cgroup_limits": stem.slot.limit_writes(spec.memory_mb, MAX_PROCS),
+    }
+
+
+def _send_request(sock: socket.socket, fields: dict[str, Any]) -> None:
+    """One request to the launcher: its length, then ``marshal`` bytes (format 4: every supported interpreter
+    reads it, and the launcher needs no ``json``)."""
+    request = marshal.dumps(fields, 4)
+    sock.sendall(len(request).to_bytes(4, "big") + request)
 
 
 def _until_eof(lines: list[bytes], fds: list[int]) -> bool:
