@@ -58,6 +58,11 @@ class Problems:
         shown = "null" if value is None else f"'{value}'"
         self.items.append(f"Value {shown} at '{member}' failed to satisfy constraint: {constraint}")
 
+    def enum(self, value: object, member: str, allowed: tuple[str, ...]) -> None:
+        """``value`` (absent: None) must be one of ``allowed``."""
+        if value is not None and value not in allowed:
+            self.add(value, member, f"Member must satisfy enum value set: [{', '.join(allowed)}]")
+
     def raise_if_any(self) -> None:
         if self.items:
             raise ValidationException.of(self.items)
@@ -106,9 +111,7 @@ def check_common(p: Problems, body: Mapping[str, Any]) -> None:
         elif handler and not _HANDLER_RE.fullmatch(handler):
             p.add(handler, "handler", r"Member must satisfy regular expression pattern: [^\s]+")
     if body.get("Runtime") is not None:
-        runtime = _str(body["Runtime"], "Runtime")
-        if runtime not in RUNTIME_ENUM:
-            p.add(runtime, "runtime", f"Member must satisfy enum value set: [{', '.join(RUNTIME_ENUM)}]")
+        p.enum(_str(body["Runtime"], "Runtime"), "runtime", RUNTIME_ENUM)
     if "Role" in body:
         from shoal.core.arns import role_is_valid
 
@@ -121,27 +124,14 @@ def check_common(p: Problems, body: Mapping[str, Any]) -> None:
                 r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+",
             )
     snap_start = body.get("SnapStart")
-    if isinstance(snap_start, dict) and snap_start.get("ApplyOn") not in (None, "PublishedVersions", "None"):
-        p.add(
-            snap_start.get("ApplyOn"),
-            "snapStart.applyOn",
-            "Member must satisfy enum value set: [PublishedVersions, None]",
-        )
+    if isinstance(snap_start, dict):
+        p.enum(snap_start.get("ApplyOn"), "snapStart.applyOn", ("PublishedVersions", "None"))
     tracing = body.get("TracingConfig")
-    if isinstance(tracing, dict) and tracing.get("Mode") not in (None, "Active", "PassThrough"):
-        p.add(
-            tracing.get("Mode"),
-            "tracingConfig.mode",
-            "Member must satisfy enum value set: [Active, PassThrough]",
-        )
+    if isinstance(tracing, dict):
+        p.enum(tracing.get("Mode"), "tracingConfig.mode", ("Active", "PassThrough"))
     logging_config = body.get("LoggingConfig")
     if isinstance(logging_config, dict):
-        if logging_config.get("LogFormat") not in (None, "JSON", "Text"):
-            p.add(
-                logging_config.get("LogFormat"),
-                "loggingConfig.logFormat",
-                "Member must satisfy enum value set: [JSON, Text]",
-            )
+        p.enum(logging_config.get("LogFormat"), "loggingConfig.logFormat", ("JSON", "Text"))
         group = logging_config.get("LogGroup")
         if group is not None and (
             not isinstance(group, str) or not _LOG_GROUP_RE.fullmatch(group) or len(group) > 512
@@ -156,13 +146,7 @@ def check_common(p: Problems, body: Mapping[str, Any]) -> None:
             "SystemLogLevel": ("DEBUG", "INFO", "WARN"),
         }
         for member, allowed in levels.items():
-            value = logging_config.get(member)
-            if value is not None and value not in allowed:
-                p.add(
-                    value,
-                    f"loggingConfig.{member[0].lower()}{member[1:]}",
-                    f"Member must satisfy enum value set: [{', '.join(allowed)}]",
-                )
+            p.enum(logging_config.get(member), f"loggingConfig.{member[0].lower()}{member[1:]}", allowed)
 
 
 def check_snap_start(apply_on: str, runtime: str) -> None:
