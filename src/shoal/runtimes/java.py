@@ -406,25 +406,11 @@ def _compile_native(jvm: Jvm, target: Path, quiet: bool = False) -> None:
         return
     source = SOURCES / "native" / "standby.c"
     partial = target.with_name(target.name + ".partial")
-    out = subprocess.run(
-        [
-            compiler,
-            "-shared",
-            "-fPIC",
-            "-O2",
-            f"-I{include}",
-            f"-I{include / 'linux'}",
-            "-o",
-            str(partial),
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if out.returncode != 0:
-        log.warning("Java %s: the standby library did not compile: %s", jvm.major, out.stderr[-2000:])
+    argv = [compiler, "-shared", "-fPIC", "-O2", f"-I{include}", f"-I{include / 'linux'}", "-o", str(partial)]
+    try:
+        _run([*argv, str(source)], "compiling the standby library")
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        log.warning("Java %s: the standby library did not compile: %s", jvm.major, exc)
         partial.unlink(missing_ok=True)
         return
     os.chmod(partial, 0o644)
