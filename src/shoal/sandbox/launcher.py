@@ -170,11 +170,33 @@ def _finish_root(spec: dict) -> None:  # type: ignore[type-arg]
     tmp = _mkdirs(root, "/tmp")
     _size_tmp(tmp, spec)
     os.chown(tmp, spec["uid"], spec["gid"])
+    _enter(root)
+
+
+def _enter(root: str) -> None:
+    """Seal the root read-only and make it this process's own: ``pivot_root``, the old root detached."""
     _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4m,mode=755")
     os.chdir(root)
     _check(_libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")  # old root stacked on the new one
     _check(_libc.umount2(b".", MNT_DETACH), "umount old root")  # ... and detached: only the new root is left
     os.chdir("/")
+
+
+def _seal_ahead(spec: dict) -> None:  # type: ignore[type-arg]
+    """A stem cell's root, entered before its function is known: the function's directories are empty
+    mount points, grafted in when the stem is specialised (:func:`_specialise_root`)."""
+    root = spec["root"]
+    for inside in spec["mountpoints"]:
+        _mkdirs(root, inside)
+    _enter(root)
+
+
+def _specialise_root(spec: dict, standing_in: str | None = None) -> None:  # type: ignore[type-arg]
+    """Give a sealed root its function: the limits and directories (:func:`_graft`), ``/tmp`` at the size
+    and owner the environment's."""
+    _graft(spec, standing_in)
+    _size_tmp("/tmp", spec)
+    os.chown("/tmp", spec["uid"], spec["gid"])
 
 
 def _loopback_up() -> None:
@@ -218,14 +240,15 @@ def _child(spec: dict) -> None:  # type: ignore[type-arg]
         _send_listener(report)
     os.set_inheritable(report, False)  # closed by a successful exec: the server reads EOF
     _build_base(spec)
-    if spec.get("stem"):  # a stem cell: wait, fully prepared, for the environment it will become
-        os.write(report, b"S\n")
-        spec = {**spec, **_read_spec(report)}
-        for path, value in spec["cgroup_limits"]:
-            _write(path, value)
     if spec.get("standby"):
         _standby(spec, report)
-    _finish_root(spec)
+    if spec.get("stem"):  # a stem cell: wait, its root entered, for the environment it will become
+        _seal_ahead(spec)
+        os.write(report, b"S\n")
+        spec = {**spec, **_read_spec(report)}
+        _specialise_root(spec)
+    else:
+        _finish_root(spec)
     _drop_privileges(spec)
     os.chdir(spec["cwd"])
     for path in spec.get("extensions", ()):
@@ -267,10 +290,7 @@ def _standby(spec: dict, report: int) -> None:  # type: ignore[type-arg]
     import json
     import select
 
-    root = spec["root"]
-    for inside in spec["mountpoints"]:
-        _mkdirs(root, inside)
-    _finish_root(spec)
+    _seal_ahead(spec)
     to_runtime, from_us = os.pipe()
     to_us, from_runtime = os.pipe()
     runtime = os.fork()
@@ -295,8 +315,7 @@ def _standby(spec: dict, report: int) -> None:  # type: ignore[type-arg]
     if to_us in select.select([report, to_us], [], [])[0]:
         raise OSError("the standby runtime ended while waiting")  # the server finds this stem dead
     spec = {**spec, **_read_spec(report)}
-    _graft(spec)
-    _size_tmp("/tmp", spec)
+    _specialise_root(spec, standing_in=spec["cwd"])
     message = memoryview(json.dumps({"env": spec["env"], "cwd": spec["cwd"]}).encode())
     while message:
         message = message[os.write(from_us, message) :]
@@ -324,11 +343,12 @@ def _open_tree(path: str) -> int:
     return tree  # type: ignore[no-any-return]
 
 
-def _graft(spec: dict) -> None:  # type: ignore[type-arg]
+def _graft(spec: dict, standing_in: str | None) -> None:  # type: ignore[type-arg]
     """Specialise the sealed root from the host's mount namespace, where the cgroup files and the function's
     directories are: write the limits there and clone the directories (``open_tree``); back here, attach the
-    clones (``move_mount``) read-only. The working directory (``/var/task``), which the runtime already
-    stands in, gets the code's entries one by one: a mount over it would not be seen from inside it."""
+    clones (``move_mount``) read-only. A directory a runtime already stands in (``standing_in``, a
+    pre-started runtime's ``/var/task``) gets the code's entries one by one: a mount over it would not be
+    seen from inside it."""
     own = os.open("/proc/self/ns/mnt", os.O_RDONLY)
     trees: list[tuple[int, str]] = []
     entries: list[tuple[str, str, str]] = []  # (path inside, kind "d"/"f"/"l", link target)
@@ -338,7 +358,7 @@ def _graft(spec: dict) -> None:  # type: ignore[type-arg]
             for path, value in spec["cgroup_limits"]:
                 _write(path, value)
             for source, inside in spec["binds"]:
-                if inside != spec["cwd"]:
+                if inside != standing_in:
                     trees.append((_open_tree(source), inside))
                     continue
                 for entry in os.scandir(source):
@@ -392,7 +412,7 @@ def launch(spec: dict) -> None:  # type: ignore[type-arg]
     try:
         for path, value in spec.get("cgroup_limits", ()):
             _write(path, value)
-        if spec.get("standby"):  # kept by PID 1 to graft the function's directories in later
+        if spec.get("standby") or spec.get("stem"):  # kept by PID 1 to graft the function's directories in
             spec["host_ns"] = os.open("/proc/self/ns/mnt", os.O_RDONLY)
         flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
         if not spec["network"]:
@@ -431,8 +451,50 @@ def _preload(path: str) -> None:
     _PRELOADED["module"] = module
     _PRELOADED["path"] = path
     _PRELOADED["sys_path"] = [p for p in sys.path if p != os.path.dirname(os.path.abspath(__file__))]
+    _rehearse_environ()
     gc.collect()
+    _immortalize()
     gc.freeze()  # children do not copy the heap on their first collection
+
+
+def _rehearse_environ(rounds: int = 4) -> None:
+    """Swap ``os.environ`` as every child does (:func:`_run_preloaded`) a few times, then restore it: the
+    code's specialised bytecode is then written once here, not copy-on-write faulted in each child."""
+    saved = dict(os.environ)
+    sample = {f"SHOAL_REHEARSAL_{i}": "rehearsal" for i in range(32)}
+    for _ in range(rounds):
+        os.environ.clear()
+        os.environ.update(sample)
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _immortalize() -> None:
+    """Make every object of the fork-server immortal (PEP 683, CPython 3.12 and 3.13): the interpreter then
+    never writes their reference counts, so a child reading an object no longer copies the page it is on
+    (~70 fewer copy-on-write faults and ~0.2 MB less private memory per environment here). The objects are
+    the fork-server's own and live as long as it does anyway. Other interpreters and builds (free-threaded,
+    debug: another object header) are left as they are."""
+    import gc
+
+    if (
+        sys.implementation.name != "cpython"
+        or sys.version_info[:2] not in ((3, 12), (3, 13))
+        or sys.maxsize < 1 << 32
+        or getattr(sys, "abiflags", "x") != ""
+    ):
+        return
+    immortal = 0xFFFFFFFF  # _Py_IMMORTAL_REFCNT on 64-bit builds: the low 32 bits negative as an int32
+    seen = set()
+    todo = gc.get_objects()
+    while todo:
+        obj = todo.pop()
+        address = id(obj)
+        if address in seen:
+            continue
+        seen.add(address)
+        ctypes.c_ssize_t.from_address(address).value = immortal
+        todo.extend(gc.get_referents(obj))
 
 
 def _run_preloaded(spec: dict, report: int) -> None:  # type: ignore[type-arg]

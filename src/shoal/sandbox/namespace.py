@@ -427,6 +427,7 @@ class NamespaceBackend:
             "network": self.network,
             "cgroup_procs": slot.procs_files(),
             "stem_tmp_mb": STEM_TMP_MB,
+            "mountpoints": list(GRAFTED),
         }
         if kind.standby is not None:
             fields.update(
@@ -434,7 +435,6 @@ class NamespaceBackend:
                 argv=list(kind.standby.argv),
                 env=dict(kind.standby.env),
                 binds=[],
-                mountpoints=list(GRAFTED),
                 cwd=TASK_ROOT,
                 tmp_mb=STEM_TMP_MB,
                 uid=uid,

@@ -1,0 +1,130 @@
+"""What a Python fork-server prepares ahead for its children (the launcher's ``_preload``, the bootstrap's
+``preload()``) and what it must not leave them: each test forks real environments, on this interpreter and
+on a CPython 3.12/3.13 when the host has one (the versions whose objects the fork-server makes immortal)."""
+
+from __future__ import annotations
+
+import glob
+import json
+
+import pytest
+
+from shoal.environments.environment import Environment, Settings
+from shoal.runtimes.builtin import registry
+from shoal.runtimes.registry import Runtime
+from tests.integration.conftest import needs_namespace
+from tests.integration.test_sandbox_security import RUNTIME, Harness, config, first_invoke, invocation
+
+pytestmark = needs_namespace
+
+IMMORTAL = 0xFFFFFFFF  # what sys.getrefcount reports for an immortal object on a 64-bit CPython 3.12/3.13
+
+
+def _immortalizing_runtime() -> Runtime | None:
+    runtimes = registry()
+    runtimes.discover({})
+    for runtime_id in ("python3.12", "python3.13"):
+        runtime = runtimes.get(runtime_id)
+        if runtime is not None:
+            return runtime
+    return None
+
+
+@pytest.fixture
+def harness(tmp_path, namespace_backend):
+    return Harness(tmp_path, namespace_backend)
+
+
+@pytest.fixture(params=["this-interpreter", "immortalizing"])
+def runtime(request) -> Runtime:
+    if request.param == "this-interpreter":
+        return RUNTIME
+    found = _immortalizing_runtime()
+    if found is None:
+        pytest.skip("no CPython 3.12 or 3.13 on this host for Shoal to offer")
+    return found
+
+
+INSPECT = """
+import os, sys
+
+MODULE_REFS = sys.getrefcount(sys.modules["bootstrap"].handle_event_request)
+
+def handler(event, context):
+    fresh = object()
+    fds = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds[fd] = os.readlink("/proc/self/fd/" + fd)
+        except OSError:
+            pass
+    return {
+        "version": list(sys.version_info[:2]),
+        "bootstrap_refs": MODULE_REFS,
+        "fresh_refs": sys.getrefcount(fresh),
+        "rehearsal_modules": [m for m in sys.modules if "rehearsal" in m],
+        "rehearsal_paths": [p for p in list(sys.path) + list(sys.path_importer_cache) if "rehearsal" in p],
+        "rehearsal_vars": [k for k in os.environ if "REHEARSAL" in k],
+        "trace": os.environ.get("_X_AMZN_TRACE_ID"),
+        "path0": sys.path[0],
+        "fds": fds,
+        "tmp": os.listdir("/tmp"),
+    }
+"""
+
+
+TRACE = "Root=1-00000000-000000000000000000000001;Parent=0000000000000001;Sampled=0"
+
+
+def _inspect(harness: Harness, runtime: Runtime) -> dict:  # type: ignore[type-arg]
+    code = harness.tmp / "code"
+    code.mkdir()
+    (code / "app.py").write_text(INSPECT)
+    env = Environment(
+        config(runtime=runtime.id),
+        runtime,
+        harness.backend,
+        code,
+        harness.tmp / "envs",
+        harness.logs.emit,
+        Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1"),
+    )
+    harness.envs.append(env)
+    before = set(glob.glob("/tmp/shoal-rehearsal-*"))
+    inv = invocation({})
+    inv.trace_id = TRACE
+    out = first_invoke(harness, env, inv)
+    assert not out.function_error, out.payload
+    got = json.loads(out.payload)
+    got["host_rehearsal_dirs"] = sorted(set(glob.glob("/tmp/shoal-rehearsal-*")) - before)
+    return got
+
+
+def test_the_fork_servers_rehearsal_leaves_nothing_in_an_environment(harness, runtime):
+    """The fork-server runs a module import and an invocation against a socket pair before it forks; none
+    of it (module, path entry, variables, trace id, directory) is left for a function to see."""
+    got = _inspect(harness, runtime)
+    assert got["rehearsal_modules"] == [] and got["rehearsal_paths"] == [] and got["rehearsal_vars"] == []
+    assert got["trace"] == TRACE
+    assert got["path0"] == "/var/task"
+    assert got["tmp"] == [] and got["host_rehearsal_dirs"] == []
+
+
+def test_an_environment_holds_no_namespace_descriptor(harness, runtime):
+    """A stem's init keeps the host's mount namespace open to graft the function's directories in; the
+    environment it becomes has no such descriptor (with one, root code could re-enter the host's mounts)."""
+    got = _inspect(harness, runtime)
+    namespaces = {fd: target for fd, target in got["fds"].items() if ":[" in target and "ns" in target}
+    assert not [t for t in got["fds"].values() if t.startswith("mnt:")], got["fds"]
+    assert not namespaces, namespaces
+
+
+def test_the_fork_servers_objects_are_immortal_where_the_interpreter_allows(harness, runtime):
+    """On CPython 3.12/3.13 the fork-server's objects are immortal (their reference counts are never written,
+    so reading them does not copy their pages into each child); objects a function makes are ordinary."""
+    got = _inspect(harness, runtime)
+    assert got["fresh_refs"] < 10
+    if tuple(got["version"]) in ((3, 12), (3, 13)):
+        assert got["bootstrap_refs"] == IMMORTAL
+    else:
+        assert got["bootstrap_refs"] < 1000
