@@ -964,10 +964,18 @@ def handle_event_request(client, request_handler, headers, body):
         client.post_invocation_result(invoke_id, result, content_type)
 
 
+def _own_dirs():
+    """The bootstrap's own directory, as given and resolved (``realpath`` stats every component)."""
+    here = os.path.abspath(__file__)
+    return {os.path.dirname(here), os.path.dirname(os.path.realpath(here))}
+
+
+_OWN_DIRS = None  # computed once by a fork-server (preload), for every environment it forks
+
+
 def _setup_sys_path(task_root):
     version = "python{}.{}".format(*sys.version_info[:2])
-    here = os.path.abspath(__file__)
-    own_dirs = {os.path.dirname(here), os.path.dirname(os.path.realpath(here))}
+    own_dirs = _OWN_DIRS or _own_dirs()
     stdlib = [p for p in sys.path if p and os.path.abspath(p) not in own_dirs]
     paths = [task_root, f"/opt/python/lib/{version}/site-packages", "/opt/python"]
     paths += [p for p in stdlib if p not in paths]
@@ -1144,6 +1152,8 @@ def preload():
     # The compiler's AST types are created on the first ``compile()`` of a process (~1.5 ms of CPU); every
     # environment compiles its handler's module (``/var/task`` is read-only: no ``__pycache__``).
     compile("", "<preload>", "exec")
+    global _OWN_DIRS
+    _OWN_DIRS = _own_dirs()
     _rehearse()
 
 
@@ -1175,6 +1185,8 @@ def _rehearse(rounds=4):
             b'{"status":"OK"}\n'
         ) % (len(payload), payload)
         for _ in range(rounds):
+            _read_config(os.environ)  # main() sets these again in every environment
+            _setup_sys_path(directory)
             handler = get_handler(name + ".handler")
             del sys.modules[name]
             ours, platform = _socket.socketpair()
