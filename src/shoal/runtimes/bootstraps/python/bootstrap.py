@@ -1154,7 +1154,10 @@ def preload():
     compile("", "<preload>", "exec")
     global _OWN_DIRS
     _OWN_DIRS = _own_dirs()
-    _rehearse()
+    try:
+        _rehearse()
+    except Exception as exc:  # only an optimisation: the fork-server serves without it
+        _stderr_line(f"shoal: the Python fork-server's rehearsal failed, forking without it: {exc!r}")
 
 
 def _rehearse(rounds=4):
@@ -1170,6 +1173,7 @@ def _rehearse(rounds=4):
     os.mkdir(directory, 0o700)
     source = os.path.join(directory, name + ".py")
     saved_path, saved_bytecode = list(sys.path), sys.dont_write_bytecode
+    saved_finders = set(sys.path_importer_cache)  # a finder cached here would be wrong in a sandbox
     try:
         fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         _write_fd(fd, b"def handler(event, context):\n    return {'statusCode': 200, 'body': event}\n")
@@ -1203,7 +1207,8 @@ def _rehearse(rounds=4):
     finally:
         sys.modules.pop(name, None)
         sys.path[:] = saved_path
-        sys.path_importer_cache.pop(directory, None)
+        for entry in set(sys.path_importer_cache) - saved_finders:
+            del sys.path_importer_cache[entry]
         sys.dont_write_bytecode = saved_bytecode
         os.environ.pop("_X_AMZN_TRACE_ID", None)
         _request_id = _tenant_id = None
