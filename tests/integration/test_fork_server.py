@@ -9,11 +9,10 @@ import json
 
 import pytest
 
-from shoal.environments.environment import Environment, Settings
 from shoal.runtimes.builtin import registry
 from shoal.runtimes.registry import Runtime
 from tests.integration.conftest import needs_namespace
-from tests.integration.test_sandbox_security import RUNTIME, Harness, config, first_invoke, invocation
+from tests.integration.test_sandbox_security import RUNTIME, Harness, first_invoke, invocation
 
 pytestmark = needs_namespace
 
@@ -77,19 +76,7 @@ TRACE = "Root=1-00000000-000000000000000000000001;Parent=0000000000000001;Sample
 
 
 def _inspect(harness: Harness, runtime: Runtime) -> dict:  # type: ignore[type-arg]
-    code = harness.tmp / "code"
-    code.mkdir()
-    (code / "app.py").write_text(INSPECT)
-    env = Environment(
-        config(runtime=runtime.id),
-        runtime,
-        harness.backend,
-        code,
-        harness.tmp / "envs",
-        harness.logs.emit,
-        Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1"),
-    )
-    harness.envs.append(env)
+    env = harness.environment(INSPECT, runtime=runtime)
     before = set(glob.glob("/tmp/shoal-rehearsal-*"))
     inv = invocation({})
     inv.trace_id = TRACE

@@ -16,6 +16,7 @@ from shoal.core.types import FunctionConfig
 from shoal.environments.environment import Environment, Invocation, Settings
 from shoal.logs.store import FileLogStore
 from shoal.runtimes.python import PythonFamily
+from shoal.runtimes.registry import Runtime
 from shoal.sandbox.namespace import NamespaceBackend
 from tests.integration.conftest import needs_namespace
 
@@ -44,12 +45,13 @@ class Harness:
         # Shoal's own data, which no function may read
         (tmp_path / "shoal.db").write_text(SECRET)
 
-    def environment(self, source: str, name: str = "f", **kw) -> Environment:
+    def environment(self, source: str, name: str = "f", runtime: Runtime = RUNTIME, **kw) -> Environment:
         code = self.tmp / f"code-{name}-{len(self.envs)}"
         code.mkdir()
         (code / "app.py").write_text(source)
         (code / "secret.txt").write_text(SECRET)
-        env = Environment(config(name, **kw), RUNTIME, self.backend, code, self.tmp / "envs", self.logs.emit,
+        env = Environment(config(name, runtime=runtime.id, **kw), runtime, self.backend, code,
+                          self.tmp / "envs", self.logs.emit,
                           Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1"))
         self.envs.append(env)
         return env
@@ -76,6 +78,11 @@ def run(harness: Harness, scenario):
             await harness.close()
 
     return asyncio.run(main())
+
+
+def answer(harness: Harness, source: str, **kw):
+    """The JSON answer of a new environment running ``source`` to its first invocation."""
+    return json.loads(first_invoke(harness, harness.environment(source, **kw)).payload)
 
 
 def first_invoke(harness: Harness, env, inv: Invocation | None = None):
@@ -202,21 +209,21 @@ def test_tmp_is_bounded_by_ephemeral_storage_and_private(harness):
 @pytest.mark.parametrize("size", [512, 1024, 10240])
 def test_tmp_has_the_functions_ephemeral_storage_size(harness, size):
     """A stem cell mounts /tmp ahead at the default size; an environment of another size gets its own."""
-    env = harness.environment(
+    got = answer(
+        harness,
         "import os\n"
         "def handler(e, c):\n"
         "    st = os.statvfs('/tmp')\n"
         "    return {'mb': st.f_blocks * st.f_frsize >> 20, 'owner': os.stat('/tmp').st_uid, 'uid': os.getuid()}\n",
         ephemeral_storage=size)
-
-    got = json.loads(first_invoke(harness, env).payload)
     assert got["mb"] == size
     assert got["owner"] == got["uid"] != 0
 
 
 @pytest.mark.parametrize(("memory", "share"), [(128, 0.1), (885, 0.5)])
 def test_cpu_share_follows_memory(harness, memory, share):
-    env = harness.environment(
+    measured = answer(
+        harness,
         "import time\n"
         "def handler(e, c):\n"
         "    wall0, cpu0 = time.monotonic(), time.process_time()\n"
@@ -224,8 +231,6 @@ def test_cpu_share_follows_memory(harness, memory, share):
         "        pass\n"
         "    return (time.process_time() - cpu0) / (time.monotonic() - wall0)\n",
         memory_size=memory)
-
-    measured = json.loads(first_invoke(harness, env).payload)
     assert share * 0.5 <= measured <= share * 1.3 + 0.03, measured
 
 
