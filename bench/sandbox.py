@@ -36,18 +36,42 @@ def pct(values: list[float], q: float) -> float:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "p99": pct(values, 0.99), "min": min(values),
-            "max": max(values), "n": len(values)}
+    return {
+        "median": statistics.median(values),
+        "p99": pct(values, 0.99),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
 
 
-async def measure(backend, runtime, code: Path, work: Path, n: int, warm: int, *, fork_server: bool = False,
-                  pace: float = 0.0) -> dict[str, dict[str, float]]:
+async def measure(
+    backend,
+    runtime,
+    code: Path,
+    work: Path,
+    n: int,
+    warm: int,
+    *,
+    fork_server: bool = False,
+    pace: float = 0.0,
+) -> dict[str, dict[str, float]]:
     logs = FileLogStore(work / "logs")
-    settings = Settings(region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1",
-                        fork_server=fork_server)
-    config = FunctionConfig(account_id="123456789012", name="bench", runtime=runtime.id, role="r",
-                            handler="app.handler", code_sha256=SHA, code_size=1, last_modified="x",
-                            revision_id="r", memory_size=1769)
+    settings = Settings(
+        region="us-east-1", init_timeout=10, endpoint="http://127.0.0.1:1", fork_server=fork_server
+    )
+    config = FunctionConfig(
+        account_id="123456789012",
+        name="bench",
+        runtime=runtime.id,
+        role="r",
+        handler="app.handler",
+        code_sha256=SHA,
+        code_size=1,
+        last_modified="x",
+        revision_id="r",
+        memory_size=1769,
+    )
     cold, init = [], []
     for i in range(n):
         if pace:
@@ -55,7 +79,9 @@ async def measure(backend, runtime, code: Path, work: Path, n: int, warm: int, *
         env = Environment(config, runtime, backend, code, work / "envs", logs.emit, settings)
         t0 = time.perf_counter()
         await env.start()
-        out = await env.invoke(Invocation(f"c{i}", b"{}", "arn:aws:lambda:us-east-1:123456789012:function:bench"))
+        out = await env.invoke(
+            Invocation(f"c{i}", b"{}", "arn:aws:lambda:us-east-1:123456789012:function:bench")
+        )
         cold.append((time.perf_counter() - t0) * 1000)
         init.append(out.init_ms or 0.0)
         await env.shutdown()
@@ -81,11 +107,18 @@ async def main() -> None:
     parser.add_argument("--json", default="bench/results/sandbox.json")
     args = parser.parse_args()
     runtime = PythonFamily().discover({}).get("python3.12") or PythonFamily.runtime(
-        f"python{sys.version_info[0]}.{sys.version_info[1]}", os.path.realpath(sys.executable),
-        sys.version.split()[0])
+        f"python{sys.version_info[0]}.{sys.version_info[1]}",
+        os.path.realpath(sys.executable),
+        sys.version.split()[0],
+    )
     results: dict[str, object] = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "kernel": platform.release(), "python": platform.python_version(), "runtime": runtime.id},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+            "runtime": runtime.id,
+        },
         "command": " ".join(["python", *sys.argv]),
     }
     with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
@@ -97,13 +130,24 @@ async def main() -> None:
         runs = [("process", ProcessBackend, False, 0.0)]
         ok, why = namespace.available()
         if ok:
-            runs += [("namespace", NamespaceBackend, False, 0.0), ("namespace-forked", NamespaceBackend, True, 0.1)]
+            runs += [
+                ("namespace", NamespaceBackend, False, 0.0),
+                ("namespace-forked", NamespaceBackend, True, 0.1),
+            ]
         else:
             print(f"namespace backend unavailable: {why}")
         for name, make, fork_server, pace in runs:
             backend = make()
-            results[name] = await measure(backend, runtime, code, Path(tmp) / name, args.n, args.warm,
-                                          fork_server=fork_server, pace=pace)
+            results[name] = await measure(
+                backend,
+                runtime,
+                code,
+                Path(tmp) / name,
+                args.n,
+                args.warm,
+                fork_server=fork_server,
+                pace=pace,
+            )
             closer = getattr(backend, "close", None)
             if closer:
                 closer()

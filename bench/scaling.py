@@ -117,16 +117,34 @@ def start_time(pid: int) -> int | None:
     return int(fields[19]) if fields and fields[0] != "Z" else None
 
 
-def cpu_seconds(pids: Iterable[int], children: bool = False) -> float:
-    """utime + stime of the processes (and, with ``children``, of their children that they waited for)."""
+def _on_cpu_ns(pid: int) -> int:
+    """Time on CPU of all the process's threads, in ns (``schedstat``: utime and stime are whole clock ticks
+    per process, and a process that ran for less than a tick reads as 0 there)."""
     total = 0
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def cpu_seconds(pids: Iterable[int], children: bool = False) -> float:
+    """Time on CPU of the processes (and, with ``children``, utime + stime of their children that they
+    waited for)."""
+    ns, ticks = 0, 0
     for pid in pids:
-        fields = stat_fields(pid)
-        if fields is not None:
-            total += int(fields[11]) + int(fields[12])
-            if children:
-                total += int(fields[13]) + int(fields[14])  # cutime + cstime
-    return total / _CLK_TCK
+        ns += _on_cpu_ns(pid)
+        if children:
+            fields = stat_fields(pid)
+            if fields is not None:
+                ticks += int(fields[13]) + int(fields[14])  # cutime + cstime
+    return ns / 1e9 + ticks / _CLK_TCK
 
 
 def vm_rss_kb(pid: int) -> int:

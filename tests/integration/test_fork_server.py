@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 
 import pytest
 
 from shoal.runtimes.builtin import registry
 from shoal.runtimes.registry import Runtime
 from tests.integration.conftest import needs_namespace
-from tests.integration.test_sandbox_security import RUNTIME, Harness, first_invoke, invocation
+from tests.integration.test_sandbox_security import RUNTIME, Harness, first_invoke, invocation, run
 
 pytestmark = needs_namespace
 
@@ -115,3 +116,57 @@ def test_the_fork_servers_objects_are_immortal_where_the_interpreter_allows(harn
         assert got["bootstrap_refs"] == IMMORTAL
     else:
         assert got["bootstrap_refs"] < 1000
+
+
+THREADS = """
+import ctypes, os, threading
+
+def handler(event, context):
+    libc = ctypes.CDLL(None)
+    libc.pthread_self.restype = ctypes.c_void_p
+    started = []
+    worker = threading.Thread(target=lambda: started.append(threading.get_native_id()))
+    worker.start()
+    worker.join()
+    return {
+        "pid": os.getpid(),
+        "native_id": threading.get_native_id(),
+        "glibc_tid": ctypes.c_int.from_address(libc.pthread_self() + 0x2D0).value,
+        "worker": started,
+    }
+"""
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def test_pid_1_is_the_servers_child_and_a_true_fork(harness, runtime):
+    """The launcher daemon clones PID 1 of the new namespaces straight as the server's child (``clone`` with
+    ``CLONE_PARENT``, not ``os.fork``): the daemon keeps no child, and PID 1 is what ``os.fork`` would have
+    made — the interpreter's fork hooks run (threads work), glibc's thread id its own (1), not the daemon's."""
+    from shoal.sandbox import launcher
+
+    env = harness.environment(THREADS, runtime=runtime)
+
+    async def scenario():
+        await env.start()
+        out = await env.invoke(invocation())
+        daemons = [process.pid for process, _ in harness.backend._daemons.values()]
+        return out, _ppid(env.process.pid), {pid: _children(pid) for pid in daemons}
+
+    out, parent, daemon_children = run(harness, scenario)
+    assert not out.function_error, out.payload
+    got = json.loads(out.payload)
+    assert parent == os.getpid()  # the test process is the server here
+    assert daemon_children and all(children == [] for children in daemon_children.values()), daemon_children
+    assert got["pid"] == got["native_id"] == 1
+    assert len(got["worker"]) == 1 and got["worker"][0] != 1
+    if launcher._glibc_tid_address():
+        assert got["glibc_tid"] == 1

@@ -3,18 +3,17 @@
 A separate program that imports only the standard library and nothing from ``shoal``; the server never
 calls ``unshare``, ``mount`` or writes cgroup files on its event loop. It runs as a small daemon
 (``python -I -S launcher.py --serve FD``, FD being its control socket), started once, so that a new
-environment costs two forks instead of an interpreter start (~25 ms here). For each request (the spec
+environment costs a fork instead of an interpreter start (~25 ms here). For each request (the spec
 as ``marshal`` bytes, which is built in where ``json`` would cost ~19 ms of import, plus the environment's
-output pipe and report socket as file descriptors) it forks a child that:
-
-1. writes the cgroup limits;
-2. ``unshare``s mount, PID, IPC and UTS namespaces (and network when the function has no network), then
-   forks PID 1 of the new PID namespace, reports that pid (``P<pid>``) on the report socket and exits, so
-   PID 1 is re-parented to the server (a child subreaper);
-3. PID 1 joins the cgroups, builds a minimal root (a tmpfs with read-only binds of the system directories,
-   ``/var/task``, ``/var/runtime`` and the runtime's own directories, a fresh ``/proc``, a small ``/dev``, a
-   private ``/tmp`` of ``EphemeralStorage`` size), ``pivot_root``s into it, drops to the environment's own
-   uid/gid with no supplementary groups, sets ``no_new_privs`` and the rlimits, and ``exec``s the runtime.
+output pipe and report socket as file descriptors) it forks, with one ``clone``, PID 1 of new mount, PID,
+IPC and UTS namespaces (and network when the function has no network) as a child of the server (a sibling
+of the daemon, ``CLONE_PARENT``: no intermediate process to fork and tear down), reports its pid
+(``P<pid>``) on the report socket and goes back to its requests. PID 1 reads its spec from the report
+socket, writes the cgroup limits, joins the cgroups, builds a minimal root (a tmpfs with read-only binds of
+the system directories, ``/var/task``, ``/var/runtime`` and the runtime's own directories, a fresh
+``/proc``, a small ``/dev``, a private ``/tmp`` of ``EphemeralStorage`` size), ``pivot_root``s into it,
+drops to the environment's own uid/gid with no supplementary groups, sets ``no_new_privs`` and the rlimits,
+and ``exec``s the runtime.
 
 A set-up failure in PID 1 exits 125 with the reason on stderr (the environment's log). ``--probe ROOT``
 checks that the host allows all of this.
@@ -36,6 +35,9 @@ CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+CLONE_PARENT = 0x00008000
+CLONE_CHILD_SETTID = 0x01000000
+SIGCHLD = 17
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
@@ -50,6 +52,7 @@ PR_SET_PDEATHSIG = 1
 SIGKILL = 9
 MAX_REQUEST = 1 << 20
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
+SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine, 56)
 SYS_OPEN_TREE = 428  # the same number on every architecture (Linux 5.2)
 SYS_MOVE_MOUNT = 429
 OPEN_TREE_CLONE = 1
@@ -65,6 +68,7 @@ SYSTEM_DIRS = ("usr", "lib", "lib32", "lib64", "libx32", "bin", "sbin", "etc")
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_held = ctypes.PyDLL(None, use_errno=True)  # calls that keep the GIL (clone: the child must find it held)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
@@ -407,29 +411,59 @@ def _start_extension(path: str, env: dict) -> None:  # type: ignore[type-arg]
         os._exit(127)
 
 
-def launch(spec: dict) -> None:  # type: ignore[type-arg]
-    """In a fresh child of the daemon: limits, namespaces, then fork PID 1 and report it. Never returns."""
+def _glibc_tid_address() -> int:
+    """Where glibc keeps this thread's id (``struct pthread``'s ``tid``, which its ``fork`` has the kernel
+    rewrite in the child): 0 when it is not where x86-64 glibc has it, and the child's copy then keeps the
+    daemon's id (only glibc's own bookkeeping reads it; ``gettid`` and signals to oneself do not)."""
+    if os.uname().machine != "x86_64" or not hasattr(os, "confstr"):
+        return 0
     try:
+        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc "):  # type: ignore[union-attr]
+            return 0
+    except (ValueError, OSError):
+        return 0
+    self_ = ctypes.CDLL(None).pthread_self
+    self_.restype = ctypes.c_void_p
+    address = self_() + 0x2D0  # offsetof(struct pthread, tid) in x86-64 glibc 2.2x-2.4x
+    return address if ctypes.c_int.from_address(address).value == _libc.syscall(186) else 0  # gettid
+
+
+def _clone(flags: int, tid_address: int) -> int:
+    """``os.fork()`` with ``clone`` flags: new namespaces and ``CLONE_PARENT`` (the child is the server's,
+    not the daemon's). The interpreter's own fork steps run around it (``PyOS_BeforeFork`` and the
+    ``AfterFork`` hooks, which also run ``os.register_at_fork`` callbacks), as ``os.fork`` runs them."""
+    if tid_address:
+        flags |= CLONE_CHILD_SETTID
+    api = ctypes.pythonapi
+    api.PyOS_BeforeFork()
+    L = ctypes.c_long
+    if SYS_CLONE == 56:  # x86-64: clone(flags, stack, parent_tid, child_tid, tls)
+        pid = _held.syscall(L(SYS_CLONE), L(flags | SIGCHLD), L(0), L(0), L(tid_address), L(0))
+    else:  # aarch64: clone(flags, stack, parent_tid, tls, child_tid)
+        pid = _held.syscall(L(SYS_CLONE), L(flags | SIGCHLD), L(0), L(0), L(0), L(tid_address))
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(err, f"clone: {os.strerror(err)}")
+    return pid  # type: ignore[no-any-return]
+
+
+def launch(spec: dict, host_ns: int) -> None:  # type: ignore[type-arg]
+    """PID 1 of the new namespaces, just cloned: the limits, then the environment. Never returns."""
+    try:
+        if spec.get("standby") or spec.get("stem"):  # kept by PID 1 to graft the function's directories in
+            spec["host_ns"] = host_ns
+        else:
+            os.close(host_ns)
         for path, value in spec.get("cgroup_limits", ()):
             _write(path, value)
-        if spec.get("standby") or spec.get("stem"):  # kept by PID 1 to graft the function's directories in
-            spec["host_ns"] = os.open("/proc/self/ns/mnt", os.O_RDONLY)
-        flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
-        if not spec["network"]:
-            flags |= CLONE_NEWNET
-        _check(_libc.unshare(flags), "unshare")
-        pid = os.fork()
-    except BaseException as exc:
+        _child(spec)
+    except BaseException as exc:  # report and leave: the server sees exit status 125
         os.write(2, f"shoal launcher: sandbox set-up failed: {exc}\n".encode())
-        os._exit(125)
-    if pid == 0:
-        try:
-            _child(spec)
-        except BaseException as exc:  # report and leave: the server sees exit status 125
-            os.write(2, f"shoal launcher: sandbox set-up failed: {exc}\n".encode())
-        os._exit(125)
-    os.write(spec["report_fd"], f"P{pid}\n".encode())
-    os._exit(0)
+    os._exit(125)
 
 
 _PRELOADED: dict = {}  # type: ignore[type-arg]  # zygote mode: the runtime's bootstrap module, imported once
@@ -546,13 +580,16 @@ def _read_spec(report: int) -> dict:  # type: ignore[type-arg]
 
 
 def serve(control: int, preload: str | None = None) -> int:
-    """The daemon: one request per message on ``control`` (two descriptors: the environment's output pipe
-    and the request's socket); ends when the server closes ``control`` (or dies)."""
+    """The daemon: one request per message on ``control`` (``R``, or ``H`` when environments share the
+    host's network, and two descriptors: the environment's output pipe and the request's socket); ends when
+    the server closes ``control`` (or dies)."""
     import socket
 
     _libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
     if preload:
         _preload(preload)
+    host_ns = os.open("/proc/self/ns/mnt", os.O_RDONLY)  # for stems: where their functions' code is
+    tid_address = _glibc_tid_address()
     channel = socket.socket(fileno=control)
     while True:
         try:
@@ -562,7 +599,14 @@ def serve(control: int, preload: str | None = None) -> int:
         if not data:
             return 0
         out_fd, report_fd = fds
-        pid = os.fork()
+        flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PARENT
+        if not data.startswith(b"H"):
+            flags |= CLONE_NEWNET
+        try:
+            pid = _clone(flags, tid_address)
+        except OSError as exc:  # the server reads EOF without a pid, and this on the environment's output
+            os.write(out_fd, f"shoal launcher: sandbox set-up failed: {exc}\n".encode())
+            pid = -1
         if pid == 0:
             channel.close()
             os.dup2(out_fd, 1)
@@ -576,10 +620,14 @@ def serve(control: int, preload: str | None = None) -> int:
             except BaseException as exc:
                 os.write(2, f"shoal launcher: bad request: {exc}\n".encode())
                 os._exit(125)
-            launch(spec)
+            launch(spec, host_ns)
+        if pid > 0:
+            try:
+                os.write(report_fd, f"P{pid}\n".encode())
+            except OSError:
+                pass  # the server gave the request up; it reaps PID 1 (its child) all the same
         os.close(out_fd)
         os.close(report_fd)
-        os.waitpid(pid, 0)  # the intermediate child exits as soon as PID 1 is forked
 
 
 def _in_child(check: Callable[[], None], failure: int) -> int:

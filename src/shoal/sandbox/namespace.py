@@ -97,7 +97,8 @@ def daemon_environment() -> dict[str, str]:
 
 
 def become_subreaper() -> None:
-    """Orphaned environment processes (the launcher exits after forking) are re-parented to this process."""
+    """Processes that lose their parent (a SnapStart copy's, or a launcher daemon's should it end) are
+    re-parented to this process; PID 1 of each environment is its child from the start."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
@@ -299,7 +300,7 @@ class NamespaceBackend:
             if daemon is None or daemon[0].poll() is not None:
                 daemon = self._start_daemon(key)
             try:
-                socket.send_fds(daemon[1], [b"R"], fds)
+                socket.send_fds(daemon[1], [b"H" if self.network else b"R"], fds)
                 return
             except OSError:
                 daemon[1].close()
