@@ -251,6 +251,12 @@ def _cpu_quota(slot):
     return int((slot.paths["cpu"] / "cpu.cfs_quota_us").read_text())
 
 
+def _cpu_period(slot):
+    if slot.version == 2:
+        return int((slot.paths["unified"] / "cpu.max").read_text().split()[1])
+    return int((slot.paths["cpu"] / "cpu.cfs_period_us").read_text())
+
+
 def test_cpu_follows_memory_after_init(tmp_path, namespace_backend):
     """INIT runs unthrottled (AWS's boost); from the first invocation on, CPU is MemorySize / 1769 vCPUs, at
     least ``cpu_floor`` (0.1 vCPU)."""
@@ -267,6 +273,8 @@ def test_cpu_follows_memory_after_init(tmp_path, namespace_backend):
         for memory in (128, 1769)
     }
 
+    periods = {}
+
     async def scenario():
         quotas = {}
         for memory, env in envs.items():
@@ -276,6 +284,7 @@ def test_cpu_follows_memory_after_init(tmp_path, namespace_backend):
             while time.monotonic() < deadline and _cpu_quota(env.process.slot) != cpu_quota_us(memory, 0.1, os.cpu_count() or 1):
                 await asyncio.sleep(0.01)
             quotas[memory] = _cpu_quota(env.process.slot)
+            periods[memory] = _cpu_period(env.process.slot)
         for env in envs.values():
             await env.shutdown()
         return quotas
@@ -283,6 +292,7 @@ def test_cpu_follows_memory_after_init(tmp_path, namespace_backend):
     quotas = run(scenario())
     assert quotas[128] == CPU_PERIOD_US // 10  # the floor: 0.1 vCPU
     assert quotas[1769] == CPU_PERIOD_US  # one vCPU
+    assert periods == {128: CPU_PERIOD_US, 1769: CPU_PERIOD_US}
 
 
 def test_a_stem_cell_is_replaced_once_its_environments_start_is_over(tmp_path):

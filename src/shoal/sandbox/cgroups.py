@@ -8,6 +8,7 @@ a worker thread or in the launcher, which also attaches the environment's first 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import signal
@@ -48,18 +49,28 @@ class Slot:
                 (str(d / "memory.swap.max"), "0"),
                 (str(d / "pids.max"), str(pids)),
             ]
-        memsw = self.paths["memory"] / "memory.memsw.limit_in_bytes"
+        memory, memsw = self._v1_memory_files
         out = []
-        if memsw.exists():  # memsw may never be below memory: lift it first, whatever the slot had before
-            out.append((str(memsw), "-1"))
-        out.append((str(self.paths["memory"] / "memory.limit_in_bytes"), mem))
-        if memsw.exists():
-            out.append((str(memsw), mem))
+        if memsw:  # memsw may never be below memory: lift it first, whatever the slot had before
+            out.append((memsw, "-1"))
+        out.append((memory, mem))
+        if memsw:
+            out.append((memsw, mem))
         out.append((str(self.paths["pids"] / "pids.max"), str(pids)))
         return out
 
+    @functools.cached_property
+    def _v1_memory_files(self) -> tuple[str, str | None]:
+        """``memory.limit_in_bytes`` and, where swap accounting is on, ``memory.memsw.limit_in_bytes``."""
+        memsw = self.paths["memory"] / "memory.memsw.limit_in_bytes"
+        return str(self.paths["memory"] / "memory.limit_in_bytes"), str(memsw) if memsw.exists() else None
+
     def procs_files(self) -> list[str]:
-        return [str(p / "cgroup.procs") for p in self.paths.values()]
+        return list(self._procs_files)
+
+    @functools.cached_property
+    def _procs_files(self) -> tuple[str, ...]:
+        return tuple(str(p / "cgroup.procs") for p in self.paths.values())
 
     def admit(self, pid: int, memory_mb: int, pids: int) -> None:
         """Set the limits and move the running process ``pid`` in (what a launched environment does for
@@ -114,8 +125,7 @@ class Slot:
         if self.version == 2:
             _write(self.paths["unified"] / "cpu.max", f"{quota_us} {CPU_PERIOD_US}")
         else:
-            _write(self.paths["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
-            _write(self.paths["cpu"] / "cpu.cfs_quota_us", str(quota_us))
+            _write(self.paths["cpu"] / "cpu.cfs_quota_us", str(quota_us))  # the period: set when made
 
     def raise_memory_limit(self, memory_mb: int) -> None:
         """A higher memory limit (a snapshot's cgroup keeps what its copies touched before they left it)."""
@@ -233,6 +243,8 @@ class CgroupPool:
             path.mkdir(parents=True, exist_ok=True)
             paths[controller] = path
         slot = Slot(name, paths, self.version)
+        if self.version == 1:  # the quota is per this period from now on (cpu.max says both in v2)
+            _write(paths["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
         self._all.append(slot)
         return slot
 
