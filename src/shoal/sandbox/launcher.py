@@ -28,7 +28,7 @@ import sys
 
 TYPE_CHECKING = False  # not typing's: importing typing costs the launcher milliseconds at every start
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -51,6 +51,7 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_SET_PDEATHSIG = 1
 SIGKILL = 9
 MAX_REQUEST = 1 << 20
+MAX_CONTROL = 1 << 16  # a daemon request: its flags and a stem kind's shared binds
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine, 56)
 SYS_OPEN_TREE = 428  # the same number on every architecture (Linux 5.2)
@@ -121,6 +122,18 @@ def _build_base(spec: dict) -> None:  # type: ignore[type-arg]
     """The part of the root every environment of this kind shares: system directories, the runtime's own
     directories (``base_binds``), ``/dev``, ``/proc``. A stem cell does this ahead of time."""
     root = spec["root"]
+    _build_shared(root, spec.get("base_binds", ()))
+    shm = _mkdirs(root, "/dev/shm")
+    _mount("tmpfs", shm, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
+    _mount("proc", _mkdirs(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if "stem_tmp_mb" in spec:  # a stem's /tmp, at the usual size (resized if its function's differs)
+        tmp = _mkdirs(root, "/tmp")
+        _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, _tmp_options(spec["stem_tmp_mb"]))
+
+
+def _build_shared(root: str, base_binds: Iterable[tuple[str, str]]) -> None:
+    """A root's parts that no environment writes: a tmpfs with the system directories and ``base_binds``
+    bound read-only, and ``/dev`` (its devices bound from the host's)."""
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=755")
     for name in SYSTEM_DIRS:
         host = "/" + name
@@ -128,7 +141,7 @@ def _build_base(spec: dict) -> None:  # type: ignore[type-arg]
             os.symlink(os.readlink(host), root + host)
         elif os.path.isdir(host):
             _bind(host, _mkdirs(root, host))
-    for host, inside in spec.get("base_binds", ()):
+    for host, inside in base_binds:
         if os.path.isdir(host):
             _bind(host, _mkdirs(root, inside))
     dev = _mkdirs(root, "/dev")
@@ -144,12 +157,40 @@ def _build_base(spec: dict) -> None:  # type: ignore[type-arg]
         ("stderr", "/proc/self/fd/2"),
     ):
         os.symlink(target, dev + "/" + name)
-    shm = _mkdirs(root, "/dev/shm")
-    _mount("tmpfs", shm, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
-    _mount("proc", _mkdirs(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    if "stem_tmp_mb" in spec:  # a stem's /tmp, at the usual size (resized if its function's differs)
-        tmp = _mkdirs(root, "/tmp")
-        _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, _tmp_options(spec["stem_tmp_mb"]))
+
+
+def _make_template(where: str, base_binds: Iterable[tuple[str, str]], mountpoints: Iterable[str]) -> None:
+    """In the daemon's own mount namespace: the root every stem of a kind shares, sealed read-only, with
+    empty directories where each stem mounts its own ``/proc``, ``/tmp`` and ``/dev/shm`` and where its
+    function's directories are grafted. A stem's ``clone`` copies it (a copy of its mounts, not a build)."""
+    os.mkdir(where, 0o755)
+    _build_shared(where, base_binds)
+    for inside in ("/proc", "/tmp", "/dev/shm", *mountpoints):
+        _mkdirs(where, inside)
+    _mount(None, where + "/dev", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
+    _mount(None, where, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4m,mode=755")
+
+
+def _enter_template(template: str, spec: dict) -> None:  # type: ignore[type-arg]
+    """A stem's own parts on its copy of its kind's shared root (:func:`_make_template`), then into it."""
+    _mount("proc", template + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _mount("tmpfs", template + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
+    _mount("tmpfs", template + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, _tmp_options(spec["stem_tmp_mb"]))
+    os.chdir(template)
+    _check(_libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", MNT_DETACH), "umount old root")
+    os.chdir("/")
+    _copy_ahead()
+
+
+def _copy_ahead() -> None:
+    """Calls whose first use in a child writes (copies) pages of the daemon's memory that a start writes
+    too — a stem that builds its root makes them on the way; one that copies its kind's makes them here, not
+    on its start's path (~30 page faults per start)."""
+    os.path.isdir("/usr")
+    os.path.islink("/bin")
+    os.makedirs("/proc", exist_ok=True)
+    open("/dev/null", "w").close()
 
 
 def _tmp_options(size_mb: int) -> str:
@@ -238,16 +279,22 @@ def _child(spec: dict) -> None:  # type: ignore[type-arg]
     report = spec["report_fd"]
     for path in spec["cgroup_procs"]:
         _write(path, "0")  # join: only the runtime's memory is charged from here on
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    template = spec.get("template")
+    if not template:  # (a copy of the daemon's own namespace is private already)
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
     if not spec["network"]:
         _loopback_up()
         _send_listener(report)
     os.set_inheritable(report, False)  # closed by a successful exec: the server reads EOF
-    _build_base(spec)
+    if template:
+        _enter_template(template, spec)
+    else:
+        _build_base(spec)
     if spec.get("standby"):
         _standby(spec, report)
     if spec.get("stem"):  # a stem cell: wait, its root entered, for the environment it will become
-        _seal_ahead(spec)
+        if not template:
+            _seal_ahead(spec)
         os.write(report, b"S\n")
         spec = {**spec, **_read_spec(report)}
         _specialise_root(spec)
@@ -451,9 +498,11 @@ def _clone(flags: int, tid_address: int) -> int:
     return pid  # type: ignore[no-any-return]
 
 
-def launch(spec: dict, host_ns: int) -> None:  # type: ignore[type-arg]
+def launch(spec: dict, host_ns: int, template: str | None) -> None:  # type: ignore[type-arg]
     """PID 1 of the new namespaces, just cloned: the limits, then the environment. Never returns."""
     try:
+        if template and spec.get("stem") and not spec.get("standby"):
+            spec["template"] = template
         if spec.get("standby") or spec.get("stem"):  # kept by PID 1 to graft the function's directories in
             spec["host_ns"] = host_ns
         else:
@@ -579,21 +628,37 @@ def _read_spec(report: int) -> dict:  # type: ignore[type-arg]
     return spec  # type: ignore[no-any-return]
 
 
-def serve(control: int, preload: str | None = None) -> int:
+def _private_workspace(workspace: str) -> bool:
+    """Move the daemon into a mount namespace of its own, private, with a tmpfs at ``workspace`` (an empty
+    directory of the server's) for the shared roots it makes: they live and die with the daemon and the
+    stems that copy them, and the host never sees a mount of them. False (templates off) where that fails."""
+    try:
+        _check(_libc.unshare(CLONE_NEWNS), "unshare")
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
+        _mount("tmpfs", workspace, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=700")
+    except OSError as exc:
+        os.write(2, f"shoal launcher: stems build their own roots: {exc}\n".encode())
+        return False
+    return True
+
+
+def serve(control: int, preload: str | None = None, workspace: str | None = None) -> int:
     """The daemon: one request per message on ``control`` (``R``, or ``H`` when environments share the
-    host's network, and two descriptors: the environment's output pipe and the request's socket); ends when
-    the server closes ``control`` (or dies)."""
+    host's network, then, for a stem, its kind's shared binds and mount points as ``marshal`` bytes; and two
+    descriptors: the environment's output pipe and the request's socket); ends when the server closes
+    ``control`` (or dies)."""
     import socket
 
     _libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
     if preload:
         _preload(preload)
     host_ns = os.open("/proc/self/ns/mnt", os.O_RDONLY)  # for stems: where their functions' code is
+    templates: dict[bytes, str | None] | None = {} if workspace and _private_workspace(workspace) else None
     tid_address = _glibc_tid_address()
     channel = socket.socket(fileno=control)
     while True:
         try:
-            data, fds, _, _ = socket.recv_fds(channel, 16, 2)
+            data, fds, _, _ = socket.recv_fds(channel, MAX_CONTROL, 2)
         except InterruptedError:
             continue
         if not data:
@@ -602,6 +667,19 @@ def serve(control: int, preload: str | None = None) -> int:
         flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PARENT
         if not data.startswith(b"H"):
             flags |= CLONE_NEWNET
+        template = None
+        kind = data[1:]
+        if kind and templates is not None:
+            if kind not in templates:
+                where = f"{workspace}/{len(templates)}"
+                try:
+                    base_binds, mountpoints = marshal.loads(kind)
+                    _make_template(where, base_binds, mountpoints)
+                    templates[kind] = where
+                except (OSError, ValueError, TypeError, EOFError) as exc:
+                    os.write(2, f"shoal launcher: stems of a kind build their own roots: {exc}\n".encode())
+                    templates[kind] = None
+            template = templates[kind]
         try:
             pid = _clone(flags, tid_address)
         except OSError as exc:  # the server reads EOF without a pid, and this on the environment's output
@@ -620,7 +698,7 @@ def serve(control: int, preload: str | None = None) -> int:
             except BaseException as exc:
                 os.write(2, f"shoal launcher: bad request: {exc}\n".encode())
                 os._exit(125)
-            launch(spec, host_ns)
+            launch(spec, host_ns, template)
         if pid > 0:
             try:
                 os.write(report_fd, f"P{pid}\n".encode())
@@ -678,10 +756,14 @@ def main() -> int:
         return probe()
     if len(sys.argv) == 2 and sys.argv[1] == "--probe-userns":
         return probe_userns()
-    if len(sys.argv) in (3, 5) and sys.argv[1] == "--serve":
-        preload = sys.argv[4] if len(sys.argv) == 5 and sys.argv[3] == "--preload" else None
-        return serve(int(sys.argv[2]), preload)
-    sys.stderr.write("usage: launcher.py --serve FD [--preload BOOTSTRAP] | --probe ROOT | --probe-userns\n")
+    if len(sys.argv) >= 3 and len(sys.argv) % 2 == 1 and sys.argv[1] == "--serve":
+        options = {sys.argv[i]: sys.argv[i + 1] for i in range(3, len(sys.argv), 2)}
+        if set(options) <= {"--preload", "--workspace"}:
+            return serve(int(sys.argv[2]), options.get("--preload"), options.get("--workspace"))
+    sys.stderr.write(
+        "usage: launcher.py --serve FD [--preload BOOTSTRAP] [--workspace DIR] | --probe ROOT"
+        " | --probe-userns\n"
+    )
     return 2
 
 

@@ -279,7 +279,10 @@ class NamespaceBackend:
         of one runtime interpreter with its bootstrap preloaded (``key`` = (interpreter, bootstrap))."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         interpreter = os.path.realpath(sys.executable) if key is None else key[0]
+        workspace = self.scratch / "templates"  # where, in its own mount namespace, it keeps stems' roots
+        workspace.mkdir(parents=True, exist_ok=True)
         argv = [interpreter, "-I", "-S", str(LAUNCHER), "--serve", str(theirs.fileno())]
+        argv += ["--workspace", str(workspace)]
         if key is not None:
             argv += ["--preload", key[1]]
         process = subprocess.Popen(
@@ -294,13 +297,16 @@ class NamespaceBackend:
         self._daemons[key] = (process, ours)
         return process, ours
 
-    def _send(self, key: tuple[str, str] | None, fds: list[int]) -> None:
+    def _send(self, key: tuple[str, str] | None, fds: list[int], kind: bytes = b"") -> None:
+        """A request to the daemon ``key``: the descriptors, and ``kind`` (a stem's shared root, which the
+        daemon builds once per kind and every stem of it copies)."""
+        message = (b"H" if self.network else b"R") + kind
         for attempt in range(2):
             daemon = self._daemons.get(key)
             if daemon is None or daemon[0].poll() is not None:
                 daemon = self._start_daemon(key)
             try:
-                socket.send_fds(daemon[1], [b"H" if self.network else b"R"], fds)
+                socket.send_fds(daemon[1], [message], fds)
                 return
             except OSError:
                 daemon[1].close()
@@ -453,7 +459,8 @@ class NamespaceBackend:
 
         try:
             try:
-                self._send(kind.preload, [out_w, theirs.fileno()])
+                shared = marshal.dumps((list(kind.base), list(GRAFTED))) if kind.standby is None else b""
+                self._send(kind.preload, [out_w, theirs.fileno()], shared)
                 _send_request(report, fields)
             finally:
                 os.close(out_w)
