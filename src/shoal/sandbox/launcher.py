@@ -13,7 +13,9 @@ socket, writes the cgroup limits, joins the cgroups, builds a minimal root (a tm
 the system directories, ``/var/task``, ``/var/runtime`` and the runtime's own directories, a fresh
 ``/proc``, a small ``/dev``, a private ``/tmp`` of ``EphemeralStorage`` size), ``pivot_root``s into it,
 drops to the environment's own uid/gid with no supplementary groups, sets ``no_new_privs`` and the rlimits,
-and ``exec``s the runtime.
+and ``exec``s the runtime. A stem cell (PID 1 made ahead of its function) does not build the shared part
+of that root: the daemon keeps one per kind of stem, built once in a private mount namespace of its own
+(``--workspace``), and the ``clone`` copies it.
 
 A set-up failure in PID 1 exits 125 with the reason on stderr (the environment's log). ``--probe ROOT``
 checks that the host allows all of this.
