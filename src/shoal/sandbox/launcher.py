@@ -125,12 +125,16 @@ def _build_base(spec: dict) -> None:  # type: ignore[type-arg]
     directories (``base_binds``), ``/dev``, ``/proc``. A stem cell does this ahead of time."""
     root = spec["root"]
     _build_shared(root, spec.get("base_binds", ()))
-    shm = _mkdirs(root, "/dev/shm")
-    _mount("tmpfs", shm, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
+    _own_parts(root, spec.get("stem_tmp_mb"))
+
+
+def _own_parts(root: str, stem_tmp_mb: int | None) -> None:
+    """What no two environments share: ``/dev/shm``, a ``/proc`` of the new PID namespace and, for a stem,
+    ``/tmp`` at the usual size (resized if its function's differs)."""
+    _mount("tmpfs", _mkdirs(root, "/dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     _mount("proc", _mkdirs(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    if "stem_tmp_mb" in spec:  # a stem's /tmp, at the usual size (resized if its function's differs)
-        tmp = _mkdirs(root, "/tmp")
-        _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, _tmp_options(spec["stem_tmp_mb"]))
+    if stem_tmp_mb is not None:
+        _mount("tmpfs", _mkdirs(root, "/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, _tmp_options(stem_tmp_mb))
 
 
 def _build_shared(root: str, base_binds: Iterable[tuple[str, str]]) -> None:
@@ -174,14 +178,10 @@ def _make_template(where: str, base_binds: Iterable[tuple[str, str]], mountpoint
 
 
 def _enter_template(template: str, spec: dict) -> None:  # type: ignore[type-arg]
-    """A stem's own parts on its copy of its kind's shared root (:func:`_make_template`), then into it."""
-    _mount("proc", template + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    _mount("tmpfs", template + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
-    _mount("tmpfs", template + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, _tmp_options(spec["stem_tmp_mb"]))
-    os.chdir(template)
-    _check(_libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
-    _check(_libc.umount2(b".", MNT_DETACH), "umount old root")
-    os.chdir("/")
+    """A stem's own parts on its copy of its kind's shared root (:func:`_make_template`, sealed already),
+    then into it."""
+    _own_parts(template, spec["stem_tmp_mb"])
+    _pivot(template)
     _copy_ahead()
 
 
@@ -221,8 +221,13 @@ def _finish_root(spec: dict) -> None:  # type: ignore[type-arg]
 
 
 def _enter(root: str) -> None:
-    """Seal the root read-only and make it this process's own: ``pivot_root``, the old root detached."""
+    """Seal the root read-only and make it this process's own (:func:`_pivot`)."""
     _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4m,mode=755")
+    _pivot(root)
+
+
+def _pivot(root: str) -> None:
+    """Make ``root`` this process's root: ``pivot_root``, the old root detached."""
     os.chdir(root)
     _check(_libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")  # old root stacked on the new one
     _check(_libc.umount2(b".", MNT_DETACH), "umount old root")  # ... and detached: only the new root is left

@@ -38,6 +38,7 @@ MAX_FDS = 1024
 MAX_PROCS = 1024
 PR_SET_CHILD_SUBREAPER = 36
 GRAFTED = (TASK_ROOT, "/opt")  # the function's own directories, grafted into a pre-started environment
+MARSHAL_FORMAT = 4  # what the launcher is sent in: every supported interpreter reads it
 STEM_TMP_MB = 512  # the /tmp a stem cell mounts ahead: the default EphemeralStorage
 # what a SnapStart snapshot's cgroup may hold beyond the function's memory: the pages its copies touched
 # before they moved to their own cgroups stay charged to it while they live (~0.9 MB a copy, measured with
@@ -459,8 +460,7 @@ class NamespaceBackend:
 
         try:
             try:
-                shared = marshal.dumps((list(kind.base), list(GRAFTED))) if kind.standby is None else b""
-                self._send(kind.preload, [out_w, theirs.fileno()], shared)
+                self._send(kind.preload, [out_w, theirs.fileno()], kind.shared_root())
                 _send_request(report, fields)
             finally:
                 os.close(out_w)
@@ -575,6 +575,13 @@ class StemKind(NamedTuple):
     base: tuple[tuple[str, str], ...]  # binds shared by every environment of the kind
     standby: Standby | None = None  # the pre-started runtime
 
+    def shared_root(self) -> bytes:
+        """What the launcher daemon builds the kind's shared root from, once (``marshal`` bytes); empty for
+        stems with a pre-started runtime, which build their own (they create entries in it)."""
+        if self.standby is not None:
+            return b""
+        return marshal.dumps((list(self.base), list(GRAFTED)), MARSHAL_FORMAT)
+
 
 def stem_program(kind: StemKind) -> str:
     return kind.standby.argv[0] if kind.standby is not None else "?"
@@ -627,9 +634,8 @@ def _handover(stem: Stem, spec: SandboxSpec, uid: int, binds: list[tuple[str, st
 
 
 def _send_request(sock: socket.socket, fields: dict[str, Any]) -> None:
-    """One request to the launcher: its length, then ``marshal`` bytes (format 4: every supported interpreter
-    reads it, and the launcher needs no ``json``)."""
-    request = marshal.dumps(fields, 4)
+    """One request to the launcher: its length, then ``marshal`` bytes (the launcher needs no ``json``)."""
+    request = marshal.dumps(fields, MARSHAL_FORMAT)
     sock.sendall(len(request).to_bytes(4, "big") + request)
 
 
