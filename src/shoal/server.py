@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable, Iterator
@@ -290,6 +291,11 @@ async def serve(config: Config) -> None:
             "give --credentials FILE (docs/auth.md)",
             config.endpoint,
         )
+    # Everything made so far (modules, the API's service model, settings, the stores) lives as long as the
+    # server: out of the collector's sight, a full collection no longer walks it (24-63 ms pauses, any
+    # request in flight waiting through them)
+    gc.collect()
+    gc.freeze()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.handle_exit, sig, None)
