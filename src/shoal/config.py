@@ -134,6 +134,16 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("warm_cgroups", 16, int, "Cgroups created ahead of need at start-up (namespace sandbox).", "N"),
     Setting(
+        "cgroup_favordynmods",
+        True,
+        _bool,
+        "Ask the kernel (Linux 6.0+) to favour moving processes between cgroups over forks and exits, "
+        "as its favordynmods mount option does: a stem's cgroup join no longer waits out an RCU grace "
+        "period (10-25 ms) after the host was idle; hosts-wide, and on 6.18+ until reboot "
+        "(docs/sandbox.md; namespace sandbox).",
+        "BOOL",
+    ),
+    Setting(
         "account_concurrency",
         1000,
         int,
@@ -200,6 +210,7 @@ class Config:
     prestart: bool
     stem_cells: int
     warm_cgroups: int
+    cgroup_favordynmods: bool
     account_concurrency: int
     scaling_rate: int
     host_memory_mb: int

@@ -63,6 +63,7 @@ def choose_backend(config: Config) -> tuple[SandboxBackend, str]:
                 network=config.function_network,
                 cpu_floor=config.cpu_floor,
                 stem_cells=config.stem_cells,
+                favor_dynmods=config.cgroup_favordynmods,
             )
             backend.prepare(config.warm_cgroups)
             return backend, ""

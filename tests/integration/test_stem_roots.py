@@ -5,7 +5,12 @@ read-only, and the host never sees a mount of it."""
 from __future__ import annotations
 
 import json
+import os
+import re
 
+import pytest
+
+from shoal.sandbox.namespace import NamespaceBackend
 from tests.integration.conftest import needs_namespace
 from tests.integration.test_sandbox_security import Harness, invocation, run
 
@@ -58,4 +63,63 @@ def test_stems_of_a_kind_share_a_read_only_root_and_keep_their_own_tmp_shm_and_p
         assert got["refused"] == ["/" + mark, "/dev/" + mark, "/var/" + mark]
         assert got["proc_self"] == "1"  # its own /proc, of its own PID namespace
     assert during == before  # the shared roots are mounted where only the daemon and its stems see them
+    assert _mounts() == before
+
+
+def _daemon_mounts(backend: NamespaceBackend) -> dict[int, list[str]]:
+    """Each launcher daemon's mounts, as 'mount point: type options'."""
+    out = {}
+    for process, _ in backend._daemons.values():
+        with open(f"/proc/{process.pid}/mountinfo") as f:
+            out[process.pid] = [f"{line.split()[4]}: {line.split(' - ')[1].strip()}" for line in f]
+    return out
+
+
+def _favordynmods_supported() -> str:
+    """Why this kernel cannot take the option, or ''."""
+    major, minor = (int(part) for part in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
+    if (major, minor) < (6, 0):
+        return f"cgroup favordynmods needs Linux 6.0+ (this is {os.uname().release})"
+    with open("/proc/filesystems") as f:
+        if not any(line.split()[-1] == "cgroup" for line in f):
+            return "this kernel has no cgroup v1 filesystem"
+    return ""
+
+
+@pytest.mark.parametrize("favor", [True, False])
+def test_daemons_favour_cgroup_migrations_in_their_own_namespace_as_the_server_starts_them(tmp_path, favor):
+    if favor and _favordynmods_supported():
+        pytest.skip(_favordynmods_supported())
+    data = tmp_path / "data"
+    before = _mounts()
+    backend = NamespaceBackend(data, favor_dynmods=favor)
+    try:
+        backend.prepare(0)  # the exec daemon starts here ...
+        (data / "environments" / "env-of-a-crashed-run").mkdir(parents=True)
+        backend.cleanup_stale(data / "environments")  # ... and the server cleans what a crash left next
+        assert sorted(p.name for p in (data / "environments").iterdir()) == [backend.scratch.name]
+        assert (backend.scratch / "templates").is_dir()  # where the daemon mounts its workspace
+        harness = Harness(tmp_path, backend)
+        env = harness.environment(WRITER)  # a Python stem: the fork-server daemon starts too
+
+        async def scenario():
+            await env.start()
+            out = await env.invoke(invocation({"mark": "m"}))
+            assert not out.function_error, out.payload
+            return _daemon_mounts(backend)
+
+        daemons = run(harness, scenario)
+        assert len(daemons) == 2
+        workspace = str(backend.scratch / "templates")
+        for pid, mounts in daemons.items():
+            # the shared stem roots' workspace survived the clean-up that follows the first daemon's start
+            assert any(m.startswith(f"{workspace}: tmpfs ") for m in mounts), (pid, mounts)
+            favoured = [m for m in mounts if m.startswith(f"{workspace}/cgroup-dynmods: cgroup ")]
+            if favor:
+                assert len(favoured) == 1 and "favordynmods" in favoured[0].split()[-1], (pid, mounts)
+            else:
+                assert favoured == [], (pid, mounts)
+        assert _mounts() == before  # only the daemons (and stems until they pivot) see any of it
+    finally:
+        backend.close()
     assert _mounts() == before

@@ -649,7 +649,25 @@ def _private_workspace(workspace: str) -> bool:
     return True
 
 
-def serve(control: int, preload: str | None = None, workspace: str | None = None) -> int:
+def _favor_dynmods(workspace: str) -> None:
+    """Ask the kernel to favour cgroup migrations (every stem joins its cgroups) over forks and exits:
+    mount, in this daemon's own mount namespace, a cgroup v1 hierarchy of no controller with the
+    ``favordynmods`` option. While any hierarchy has it, the lock every migration takes for writing is
+    kept in its writers' mode, so a join no longer waits out an RCU grace period after the host was idle
+    (10-25 ms here); from Linux 6.18 migrations of whole processes take a per-process lock instead, which
+    stays so until reboot. The mount lives as long as this namespace; stems drop their copy when they
+    pivot. Best effort: without it (Linux < 6.0, no cgroup v1) only the first join after idle is slow."""
+    where = f"{workspace}/cgroup-dynmods"
+    try:
+        os.mkdir(where, 0o700)
+        _mount("cgroup", where, "cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC, "none,name=shoal,favordynmods")
+    except OSError as exc:
+        os.write(2, f"shoal launcher: cgroup favordynmods is off: {exc}\n".encode())
+
+
+def serve(
+    control: int, preload: str | None = None, workspace: str | None = None, favor_dynmods: bool = False
+) -> int:
     """The daemon: one request per message on ``control`` (``R``, or ``H`` when environments share the
     host's network, then, for a stem, its kind's shared binds and mount points as ``marshal`` bytes; and two
     descriptors: the environment's output pipe and the request's socket); ends when the server closes
@@ -661,6 +679,8 @@ def serve(control: int, preload: str | None = None, workspace: str | None = None
         _preload(preload)
     host_ns = os.open("/proc/self/ns/mnt", os.O_RDONLY)  # for stems: where their functions' code is
     templates: dict[bytes, str | None] | None = {} if workspace and _private_workspace(workspace) else None
+    if templates is not None and favor_dynmods:
+        _favor_dynmods(workspace)  # type: ignore[arg-type]  # (templates: the workspace is set)
     tid_address = _glibc_tid_address()
     channel = socket.socket(fileno=control)
     while True:
@@ -765,11 +785,16 @@ def main() -> int:
         return probe_userns()
     if len(sys.argv) >= 3 and len(sys.argv) % 2 == 1 and sys.argv[1] == "--serve":
         options = {sys.argv[i]: sys.argv[i + 1] for i in range(3, len(sys.argv), 2)}
-        if set(options) <= {"--preload", "--workspace"}:
-            return serve(int(sys.argv[2]), options.get("--preload"), options.get("--workspace"))
+        if set(options) <= {"--preload", "--workspace", "--favor-dynmods"}:
+            return serve(
+                int(sys.argv[2]),
+                options.get("--preload"),
+                options.get("--workspace"),
+                options.get("--favor-dynmods") == "1",
+            )
     sys.stderr.write(
-        "usage: launcher.py --serve FD [--preload BOOTSTRAP] [--workspace DIR] | --probe ROOT"
-        " | --probe-userns\n"
+        "usage: launcher.py --serve FD [--preload BOOTSTRAP] [--workspace DIR] [--favor-dynmods 1]"
+        " | --probe ROOT | --probe-userns\n"
     )
     return 2
 

@@ -217,6 +217,7 @@ class NamespaceBackend:
         cpu_floor: float = 0.1,
         stem_cells: int = 2,
         await_standby: bool = False,
+        favor_dynmods: bool = True,
     ) -> None:
         self.cgroups = CgroupPool.for_data_dir(data_dir) if data_dir else CgroupPool(f"pid{os.getpid()}")
         self._prepared = False
@@ -242,6 +243,7 @@ class NamespaceBackend:
         self.uids = UidAllocator.parse(uid_range)
         self.network = network
         self.cpu_floor = cpu_floor
+        self.favor_dynmods = favor_dynmods
 
     @property
     def private_network(self) -> bool:
@@ -263,6 +265,7 @@ class NamespaceBackend:
     def prepare(self, slots: int) -> None:
         """Start-up (worker thread): clean what a crash left, then pre-create cgroup slots."""
         self.cgroups.cleanup_stale()
+        shutil.rmtree(self.scratch, ignore_errors=True)  # before a daemon takes its workspace there
         self.cgroups.prepare(slots)
         become_subreaper()
         if None not in self._daemons:
@@ -284,6 +287,8 @@ class NamespaceBackend:
         workspace.mkdir(parents=True, exist_ok=True)
         argv = [interpreter, "-I", "-S", str(LAUNCHER), "--serve", str(theirs.fileno())]
         argv += ["--workspace", str(workspace)]
+        if self.favor_dynmods:
+            argv += ["--favor-dynmods", "1"]
         if key is not None:
             argv += ["--preload", key[1]]
         process = subprocess.Popen(
@@ -534,7 +539,16 @@ class NamespaceBackend:
         return ForkAdoption(self, MAX_PROCS) if self.adopts_forks else None
 
     def cleanup_stale(self, root: Path) -> None:
-        shutil.rmtree(root, ignore_errors=True)
+        """All of ``root`` but this backend's scratch, which :meth:`prepare` cleaned before a launcher daemon
+        made its workspace there."""
+        if not root.is_dir():
+            return
+        for child in root.iterdir():
+            if child != self.scratch:
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
 
     def close(self) -> None:
         self._closed = True
