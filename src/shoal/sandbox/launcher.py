@@ -124,6 +124,7 @@ def _build_base(spec: dict) -> None:  # type: ignore[type-arg]
     """The part of the root every environment of this kind shares: system directories, the runtime's own
     directories (``base_binds``), ``/dev``, ``/proc``. A stem cell does this ahead of time."""
     root = spec["root"]
+    os.makedirs(root, 0o700, exist_ok=True)
     _build_shared(root, spec.get("base_binds", ()))
     _own_parts(root, spec.get("stem_tmp_mb"))
 
