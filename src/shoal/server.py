@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import resource
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -307,10 +308,24 @@ async def serve(config: Config) -> None:
         log.info("Shoal stopped: environments shut down, logs flushed")
 
 
+def raise_open_files_limit() -> int:
+    """Every live environment holds a few descriptors of the server's (its output pipe, Runtime API
+    connection, cgroup files), so a thousand of them need more than the usual soft limit of 1,024: take the
+    hard limit. Returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 1 << 20  # (the kernel's default nr_open)
+    if soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+    return soft
+
+
 def run(config: Config) -> None:
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    raise_open_files_limit()
     with contextlib.suppress(KeyboardInterrupt):
         try:
             import uvloop

@@ -1,9 +1,11 @@
 """Control groups for execution environments: v2 where mounted, v1 otherwise (detected, never assumed).
 
 Slots are pre-created and reused (creating a cgroup costs ~0.24 ms here, attaching to a pooled one ~0.02 ms).
-On its event loop the server reads cgroup files and writes only the CPU quota (bounded: ~8 µs here; a thread
-hop costs more than the write); every other write (limits, which may reclaim memory, resets, clean-up) runs
-in a worker thread or in the launcher, which also attaches the environment's first process.
+On its event loop the server reads cgroup files and writes only the CPU quota, through a descriptor opened
+when the slot was made: no path walk, which waits on the kernel's cgroup file-system lock while cgroups are
+made (0.18 ms an open during a burst of 500, against 1.2 µs a write on the kept descriptor); every other
+write (limits, which may reclaim memory, resets, clean-up) runs in a worker thread or in the launcher, which
+also attaches the environment's first process.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ def cpu_quota_us(memory_mb: int, floor_vcpu: float, host_cpus: int) -> int:
     return max(1000, int(vcpu * CPU_PERIOD_US))
 
 
-_PEAK_FDS: dict[str, int] = {}  # peak-memory file → its open descriptor
+_KEPT_FDS: dict[str, int] = {}  # a slot's file the server reads or writes on its loop → its open descriptor
+
+
+def _kept_fd(path: str, flags: int) -> int:
+    fd = _KEPT_FDS.get(path)
+    if fd is None:
+        fd = _KEPT_FDS[path] = os.open(path, flags | os.O_CLOEXEC)
+    return fd
 
 
 @dataclass(frozen=True)
@@ -85,12 +94,8 @@ class Slot:
 
     def peak_memory_mb(self) -> int:
         """Read on every invocation (REPORT's Max Memory Used): one ``pread`` of a descriptor kept open."""
-        path = self._peak_path()
-        fd = _PEAK_FDS.get(path)
         try:
-            if fd is None:
-                fd = _PEAK_FDS[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            return max(1, -(-int(os.pread(fd, 32, 0)) // (1024 * 1024)))
+            return max(1, -(-int(os.pread(_kept_fd(self._peak_path(), os.O_RDONLY), 32, 0)) // (1024 * 1024)))
         except (OSError, ValueError):
             return 0
 
@@ -123,22 +128,26 @@ class Slot:
     # ---- writes (worker threads only, but the CPU quota's) ----------------------------------------------
 
     def set_cpu_quota(self, quota_us: int) -> None:
+        # (v1: the period was set when the slot was made)
+        self._write_quota(f"{quota_us} {CPU_PERIOD_US}" if self.version == 2 else str(quota_us))
+
+    def clear_cpu_quota(self) -> None:
+        self._write_quota(f"max {CPU_PERIOD_US}" if self.version == 2 else "-1")
+
+    def _write_quota(self, value: str) -> None:
+        os.write(_kept_fd(self._quota_path, os.O_WRONLY), value.encode())
+
+    @functools.cached_property
+    def _quota_path(self) -> str:
         if self.version == 2:
-            _write(self.paths["unified"] / "cpu.max", f"{quota_us} {CPU_PERIOD_US}")
-        else:
-            _write(self.paths["cpu"] / "cpu.cfs_quota_us", str(quota_us))  # the period: set when made
+            return str(self.paths["unified"] / "cpu.max")
+        return str(self.paths["cpu"] / "cpu.cfs_quota_us")
 
     def raise_memory_limit(self, memory_mb: int) -> None:
         """A higher memory limit (a snapshot's cgroup keeps what its copies touched before they left it)."""
         for path, value in self.limit_writes(memory_mb, 0):
             if "pids" not in Path(path).name:
                 _write(Path(path), value)
-
-    def clear_cpu_quota(self) -> None:
-        if self.version == 2:
-            _write(self.paths["unified"] / "cpu.max", f"max {CPU_PERIOD_US}")
-        else:
-            _write(self.paths["cpu"] / "cpu.cfs_quota_us", "-1")
 
     def kill_all(self) -> None:
         """SIGKILL every process left in the slot (a daemon that escaped its session, say)."""
@@ -161,9 +170,10 @@ class Slot:
                 _write(self.paths["memory"] / "memory.max_usage_in_bytes", "0")
 
     def remove(self) -> None:
-        fd = _PEAK_FDS.pop(self._peak_path(), None)
-        if fd is not None:
-            os.close(fd)
+        for kept in (self._peak_path(), self._quota_path):
+            fd = _KEPT_FDS.pop(kept, None)
+            if fd is not None:
+                os.close(fd)
         for path in self.paths.values():
             with contextlib.suppress(OSError):
                 path.rmdir()
@@ -249,6 +259,7 @@ class CgroupPool:
         slot = Slot(name, paths, self.version)
         if self.version == 1:  # the quota is per this period from now on (cpu.max says both in v2)
             _write(paths["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+        _kept_fd(slot._quota_path, os.O_WRONLY)  # opened here, in a worker thread: see the module docstring
         self._all.append(slot)
         return slot
 
