@@ -43,7 +43,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -733,6 +733,25 @@ class Plan:
     burst_timeout: float
 
 
+@contextlib.contextmanager
+def perf_record(path: str) -> Iterator[None]:
+    """``perf record`` of every CPU (call graphs, ~1 kHz) while the block runs."""
+    if shutil.which("perf") is None:
+        raise SystemExit("--perf needs perf (apt-get install linux-perf)")
+    proc = subprocess.Popen(
+        ["perf", "record", "-a", "-g", "-F", "999", "-o", path],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )
+    time.sleep(0.5)  # recording
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)  # perf writes its data on SIGINT
+        proc.wait(30)
+
+
 class Bench:
     def __init__(self, plan: Plan, args: argparse.Namespace) -> None:
         self.plan = plan
@@ -901,11 +920,10 @@ class Bench:
         assert self.server is not None
         time.sleep(1.0)  # stem cells replenished, the machine quiet
         window = Window(self.server).start()
-        with (
-            self.profiler.record(f"{label}-{n}")
-            if (self.profiler and n == max(self.plan.bursts))
-            else contextlib.nullcontext()
-        ):
+        largest = n == max(self.plan.bursts)
+        spy = self.profiler.record(f"{label}-{n}") if (self.profiler and largest) else None
+        perf = perf_record(self.args.perf) if (self.args.perf and largest and label == "burst") else None
+        with spy or contextlib.nullcontext(), perf or contextlib.nullcontext():
             result = asyncio.run(self._burst(target, n))
         result["cpu"] = cpu = window.stop()
         envs = max(1, result["environments"])
@@ -1386,6 +1404,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="record the server with py-spy during the largest burst, the sustained run and the "
         "sequential run (raw stacks in DIR, top frames in the table)",
+    )
+    parser.add_argument(
+        "--perf",
+        metavar="PATH",
+        help="record the whole machine with 'perf record -a -g' during the largest on-demand burst "
+        "(perf.data at PATH; read it with 'perf report -i PATH')",
     )
     parser.add_argument(
         "--server-arg",
