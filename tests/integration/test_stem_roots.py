@@ -4,13 +4,15 @@ read-only, and the host never sees a mount of it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import time
 
 import pytest
 
-from shoal.sandbox.namespace import NamespaceBackend
+from shoal.sandbox.namespace import NamespaceBackend, StemKind, _discard_stem
 from tests.integration.conftest import needs_namespace
 from tests.integration.test_sandbox_security import Harness, invocation, run
 
@@ -106,11 +108,18 @@ def test_daemons_favour_cgroup_migrations_in_their_own_namespace_as_the_server_s
             await env.start()
             out = await env.invoke(invocation({"mark": "m"}))
             assert not out.function_error, out.payload
-            return _daemon_mounts(backend)
 
-        daemons = run(harness, scenario)
-        assert len(daemons) == 2
+        run(harness, scenario)
         workspace = str(backend.scratch / "templates")
+        want = 2 if favor else 1  # the workspace, and the favouring hierarchy mounted next in it
+        deadline = time.monotonic() + 10  # a daemon sets its namespace up as it starts (the exec one idles)
+        while True:
+            daemons = _daemon_mounts(backend)
+            ready = all(sum(m.startswith(workspace) for m in ms) >= want for ms in daemons.values())
+            if ready or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert len(daemons) == 2
         for pid, mounts in daemons.items():
             # the shared stem roots' workspace survived the clean-up that follows the first daemon's start
             assert any(m.startswith(f"{workspace}: tmpfs ") for m in mounts), (pid, mounts)
@@ -123,3 +132,52 @@ def test_daemons_favour_cgroup_migrations_in_their_own_namespace_as_the_server_s
     finally:
         backend.close()
     assert _mounts() == before
+
+
+def _children() -> dict[int, str]:
+    """This process's children (pid -> state letter), alive or zombie."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid():
+                out[int(entry)] = fields[0]
+    return out
+
+
+def test_a_stem_given_up_while_it_is_made_is_ended_and_reaped(namespace_backend):
+    """PID 1 of a stem is the server's child from its ``clone`` on; a start cancelled while its stem is made
+    (a client gone, the server stopping), here before a line of the stem's report was read, ends and reaps
+    it and gives its slot back — never a zombie or a stray stem."""
+    backend = namespace_backend
+    backend.prepare(3)  # slots ready: taking one does not wait, the request goes out at once
+    kind = StemKind(None, ())
+
+    async def scenario():
+        kept = [await backend._new_stem(kind)]  # the kind's shared root is built for the first one
+        try:
+            before = _children()
+            free = len(backend.cgroups._free)
+            making = asyncio.ensure_future(backend._new_stem(kind))
+            await asyncio.sleep(0)  # it sends its request and waits for the report
+            assert not making.done()
+            making.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await making
+            free_after = len(backend.cgroups._free)
+            # the daemon serves requests in order: once the next stem is made, the abandoned one was cloned
+            kept.append(await backend._new_stem(kind))
+            after = _children()
+            del after[kept[-1].pid]
+            return before, free, after, free_after
+        finally:
+            for stem in kept:
+                _discard_stem(stem, backend.cgroups, backend.uids)
+
+    before, free_before, after, free_after = asyncio.run(scenario())
+    assert after == before  # the cancelled stem neither lives on nor stays a zombie
+    assert free_after == free_before  # its slot came back

@@ -462,14 +462,18 @@ class NamespaceBackend:
             started = b"S" in lines and any(line.startswith(b"P") for line in lines)
             return started and (bool(fds) or not need_listener)
 
+        lines: list[bytes] = []
+        fds: list[int] = []
+        sent = False
         try:
             try:
                 self._send(kind.preload, [out_w, theirs.fileno()], kind.shared_root())
                 _send_request(report, fields)
+                sent = True
             finally:
                 os.close(out_w)
                 theirs.close()
-            lines, fds = await _read_report(report, complete)
+            await _read_report(report, complete, lines, fds)
             if not complete(lines, fds):
                 said = _pending_output(out_r)
                 raise RuntimeError(
@@ -478,7 +482,10 @@ class NamespaceBackend:
                 )
         except BaseException:
             os.close(out_r)
-            report.close()
+            for fd in fds:
+                os.close(fd)
+            # the stem (our child) is ended and reaped, not left a zombie, even when this start is cancelled
+            await asyncio.to_thread(_abandon_stem, report, lines if sent else None)
             await asyncio.to_thread(self.cgroups.give_back, slot)
             if uid is not None:
                 self.uids.give_back(uid)
@@ -656,14 +663,43 @@ def _until_eof(lines: list[bytes], fds: list[int]) -> bool:
     return False
 
 
+def _abandon_stem(report: socket.socket, lines: list[bytes] | None) -> None:
+    """A stem whose making failed or was given up (worker thread): kill and reap its PID 1 — the server's
+    child — and close its report socket. ``lines``: what was read of its report, None if no request went out.
+    Its pid may not have been read yet: it comes first, right after the daemon's ``clone`` (waited for up
+    to 2 s)."""
+    pid = next((int(line[1:]) for line in lines or () if line.startswith(b"P")), 0)
+    if not pid and lines is not None:
+        report.setblocking(True)
+        report.settimeout(2.0)
+        buffer = b""
+        with contextlib.suppress(OSError):
+            while not pid:
+                data = report.recv(256)
+                if not data:
+                    break
+                buffer += data
+                pid = next((int(line[1:]) for line in buffer.split(b"\n")[:-1] if line.startswith(b"P")), 0)
+    report.close()
+    if pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
 async def _read_report(
-    sock: socket.socket, done: Callable[[list[bytes], list[int]], bool]
+    sock: socket.socket,
+    done: Callable[[list[bytes], list[int]], bool],
+    lines: list[bytes] | None = None,
+    fds: list[int] | None = None,
 ) -> tuple[list[bytes], list[int]]:
     """Read the launcher's report lines (``P<pid>``, ``S``, ``X<errno>``) and passed descriptors until
-    ``done`` says so or the other end closes (a successful exec closes it)."""
+    ``done`` says so or the other end closes (a successful exec closes it). Into ``lines`` and ``fds`` when
+    given, so a caller that is cancelled still knows what was read."""
     sock.setblocking(False)
-    lines: list[bytes] = []
-    fds: list[int] = []
+    lines = [] if lines is None else lines
+    fds = [] if fds is None else fds
     buffer = b""
     while not done(lines, fds):
         data, passed = await _recv_report(sock)
