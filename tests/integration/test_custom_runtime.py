@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from shoal.core.types import FunctionConfig
 from shoal.environments.environment import Environment, Invocation, Settings
 from shoal.runtimes import custom
 from shoal.runtimes.builtin import registry
 from shoal.sandbox import namespace
 from shoal.sandbox.namespace import NamespaceBackend
 from shoal.sandbox.process import ProcessBackend
+from tests.function_configs import function_config
 
 _spec = importlib.util.spec_from_file_location(
     "custom_builders", Path(__file__).parents[1] / "fixtures" / "custom" / "builders.py"
@@ -31,7 +31,6 @@ assert _spec is not None and _spec.loader is not None
 builders = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(builders)
 
-SHA = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:f"
 RUNTIME = custom.CustomFamily.runtime("provided.al2023")
 NS_OK, NS_WHY = namespace.available()
@@ -53,20 +52,7 @@ needs_curl = pytest.mark.skipif(
 
 
 def config(**kw):
-    base = dict(
-        account_id="123456789012",
-        name="f",
-        runtime=RUNTIME.id,
-        role="r",
-        handler="function.handler",
-        code_sha256=SHA,
-        code_size=1,
-        last_modified="x",
-        revision_id="r1",
-        timeout=3,
-    )
-    base.update(kw)
-    return FunctionConfig(**base)
+    return function_config(**{"runtime": RUNTIME.id, "handler": "function.handler", **kw})
 
 
 @pytest.fixture(params=BACKENDS)

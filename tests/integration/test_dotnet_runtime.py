@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from shoal.core.types import FunctionConfig
 from shoal.environments.environment import Environment, Invocation, Settings
 from shoal.runtimes import dotnet
+from tests.function_configs import function_config
 
-SHA = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 INSTALL = "install Mono: apt-get install -y --no-install-recommends mono-mcs"
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
@@ -312,21 +311,16 @@ def build(dotnet_runtime, tmp_path_factory):
 
 
 def config(runtime_id, **kw):
-    base = dict(
-        account_id="123456789012",
-        name="dnfn",
-        runtime=runtime_id,
-        role="r",
-        handler="Fn::Example.Ctx::Handle",
-        code_sha256=SHA,
-        code_size=1,
-        last_modified="x",
-        revision_id="r1",
-        timeout=10,
-        memory_size=256,
+    return function_config(
+        **{
+            "name": "dnfn",
+            "runtime": runtime_id,
+            "handler": "Fn::Example.Ctx::Handle",
+            "timeout": 10,
+            "memory_size": 256,
+            **kw,
+        }
     )
-    base.update(kw)
-    return FunctionConfig(**base)
 
 
 def _readable(root: Path) -> None:

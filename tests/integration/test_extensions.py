@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from shoal.core.types import FunctionConfig
 from shoal.environments.environment import Environment, Invocation, Settings
 from shoal.runtimes.python import PythonFamily
+from tests.function_configs import function_config
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="the test extension needs curl")
 
-SHA = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 RUNTIME = PythonFamily.runtime(f"python{sys.version_info[0]}.{sys.version_info[1]}", os.path.realpath(sys.executable),
                                sys.version.split()[0])
 HANDLER = "def handler(event, context):\n    return {'ok': True}\n"
@@ -43,10 +42,7 @@ def extension(before: str = "", after: str = "") -> str:
 
 
 def config(**kw):
-    base = dict(account_id="123456789012", name="f", runtime=RUNTIME.id, role="r", handler="app.handler",
-                code_sha256=SHA, code_size=1, last_modified="x", revision_id="r1", timeout=3)
-    base.update(kw)
-    return FunctionConfig(**base)
+    return function_config(**{"runtime": RUNTIME.id, **kw})
 
 
 @pytest.fixture

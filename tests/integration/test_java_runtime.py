@@ -17,14 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from shoal.core.types import FunctionConfig
 from shoal.environments.environment import Environment, Invocation, Settings
 from shoal.runtimes import java as java_family
 from shoal.sandbox import namespace
 from shoal.sandbox.namespace import NamespaceBackend
 from shoal.sandbox.process import ProcessBackend
+from tests.function_configs import function_config
 
-SHA = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 NS_OK, NS_WHY = namespace.available()
 PREFERRED = ("java17", "java21", "java25", "java11")
 INSTALL = "install a JDK, e.g. `apt-get install -y openjdk-17-jdk-headless`"
@@ -528,21 +527,16 @@ def make_jar(root: Path, prefixes=("",), extra: Path | None = None) -> bytes:
 
 
 def config(runtime_id, **kw):
-    base = dict(
-        account_id="123456789012",
-        name="jfn",
-        runtime=runtime_id,
-        role="r",
-        handler="example.Ctx::handleRequest",
-        code_sha256=SHA,
-        code_size=1,
-        last_modified="x",
-        revision_id="r1",
-        timeout=10,
-        memory_size=256,
+    return function_config(
+        **{
+            "name": "jfn",
+            "runtime": runtime_id,
+            "handler": "example.Ctx::handleRequest",
+            "timeout": 10,
+            "memory_size": 256,
+            **kw,
+        }
     )
-    base.update(kw)
-    return FunctionConfig(**base)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -27,8 +27,8 @@ from shoal.runtimes.nodejs import NodeFamily, NodeRuntime
 from shoal.sandbox import namespace
 from shoal.sandbox.namespace import NamespaceBackend
 from shoal.sandbox.process import ProcessBackend
+from tests.function_configs import function_config
 
-SHA = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:f"
 NS_OK, NS_WHY = namespace.available()
 FOUND = NodeFamily().discover({})
@@ -65,20 +65,7 @@ TEXT_LINE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\t([^\t]*)\t([A
 
 def config(**kw: Any) -> FunctionConfig:
     assert RUNTIME is not None
-    base: dict[str, Any] = dict(
-        account_id="123456789012",
-        name="f",
-        runtime=RUNTIME.id,
-        role="r",
-        handler="index.handler",
-        code_sha256=SHA,
-        code_size=1,
-        last_modified="x",
-        revision_id="r1",
-        timeout=3,
-    )
-    base.update(kw)
-    return FunctionConfig(**base)
+    return function_config(**{"runtime": RUNTIME.id, "handler": "index.handler", **kw})
 
 
 class Env:

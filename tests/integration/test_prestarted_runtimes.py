@@ -26,6 +26,7 @@ from shoal.environments.environment import Environment, Invocation, Outcome, Set
 from shoal.runtimes.nodejs import NodeFamily
 from shoal.sandbox import namespace
 from shoal.sandbox.namespace import NamespaceBackend
+from tests.function_configs import function_config
 
 NS_OK, NS_WHY = namespace.available()
 pytestmark = pytest.mark.skipif(not NS_OK, reason=f"namespace sandbox unavailable on this host: {NS_WHY}")
@@ -54,16 +55,11 @@ exports.handler = async (event) => {
 
 
 def config(name: str, runtime_id: str, environment: dict[str, str] | None = None) -> FunctionConfig:
-    return FunctionConfig(
-        account_id="123456789012",
+    return function_config(
         name=name,
         runtime=runtime_id,
-        role="r",
         handler="index.handler",
         code_sha256="x",
-        code_size=1,
-        last_modified="x",
-        revision_id="r1",
         timeout=5,
         environment=environment or {},
     )

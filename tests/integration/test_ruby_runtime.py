@@ -24,8 +24,8 @@ from shoal.runtimes.ruby import RubyFamily, choose, installed, probe
 from shoal.sandbox import namespace
 from shoal.sandbox.namespace import NamespaceBackend
 from shoal.sandbox.process import ProcessBackend
+from tests.function_configs import function_config
 
-SHA = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 RUNTIME_ID = "ruby3.3"
 RUNTIMES = RubyFamily().discover({})
 RUNTIME = RUNTIMES.get(RUNTIME_ID)
@@ -47,20 +47,7 @@ BACKENDS = [
 
 
 def config(**kw: Any) -> FunctionConfig:
-    base: dict[str, Any] = dict(
-        account_id="123456789012",
-        name="f",
-        runtime=RUNTIME_ID,
-        role="r",
-        handler="function.handler",
-        code_sha256=SHA,
-        code_size=1,
-        last_modified="x",
-        revision_id="r1",
-        timeout=3,
-    )
-    base.update(kw)
-    return FunctionConfig(**base)
+    return function_config(**{"runtime": RUNTIME_ID, "handler": "function.handler", **kw})
 
 
 class Logs:

@@ -12,17 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from shoal.core.types import FunctionConfig
 from shoal.environments.environment import Environment, Invocation, Settings
 from shoal.logs.store import FileLogStore
 from shoal.runtimes.python import PythonFamily
 from shoal.runtimes.registry import Runtime
 from shoal.sandbox.namespace import NamespaceBackend
+from tests.function_configs import function_config
 from tests.integration.conftest import needs_namespace
 
 pytestmark = needs_namespace
 
-SHA = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 RUNTIME = PythonFamily.runtime(
     f"python{sys.version_info[0]}.{sys.version_info[1]}", os.path.realpath(sys.executable), sys.version.split()[0]
 )
@@ -30,10 +29,7 @@ SECRET = "shoal-secret-marker-7f3a"
 
 
 def config(name="f", **kw):
-    base = dict(account_id="123456789012", name=name, runtime=RUNTIME.id, role="r", handler="app.handler",
-                code_sha256=SHA, code_size=1, last_modified="x", revision_id="r1", timeout=10)
-    base.update(kw)
-    return FunctionConfig(**base)
+    return function_config(**{"name": name, "runtime": RUNTIME.id, "timeout": 10, **kw})
 
 
 class Harness:

@@ -27,6 +27,7 @@ from shoal.environments.snapshots import Snapshots
 from shoal.runtimes.python import PythonFamily
 from shoal.sandbox import namespace
 from shoal.sandbox.namespace import NamespaceBackend
+from tests.function_configs import function_config
 
 NS_OK, NS_WHY = namespace.available()
 pytestmark = [
@@ -89,22 +90,17 @@ def handler(event, context):
 
 def config(**kw: Any) -> FunctionConfig:
     assert RUNTIME is not None
-    base: dict[str, Any] = dict(
-        account_id="123456789012",
-        name="snap",
-        runtime=RUNTIME.id,
-        role="r",
-        handler="app.handler",
-        code_sha256="x",
-        code_size=1,
-        last_modified="x",
-        revision_id="r1",
-        timeout=5,
-        version="1",
-        snap_start_apply_on="PublishedVersions",
+    return function_config(
+        **{
+            "name": "snap",
+            "runtime": RUNTIME.id,
+            "code_sha256": "x",
+            "timeout": 5,
+            "version": "1",
+            "snap_start_apply_on": "PublishedVersions",
+            **kw,
+        }
     )
-    base.update(kw)
-    return FunctionConfig(**base)
 
 
 class Harness:

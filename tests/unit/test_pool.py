@@ -4,16 +4,12 @@ import asyncio
 
 from shoal.core.errors import TooManyRequestsException
 from shoal.core.tasks import Supervisor
-from shoal.core.types import FunctionConfig
 from shoal.environments.pool import EnvironmentPool, Limits, TokenBucket
-
-SHA = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+from tests.function_configs import function_config
 
 
 def config(revision="r1", name="f"):
-    return FunctionConfig(account_id="123456789012", name=name, runtime="python3.12", role="r",
-                          handler="app.handler", code_sha256=SHA, code_size=1, last_modified="x",
-                          revision_id=revision)
+    return function_config(runtime="python3.12", name=name, revision_id=revision)
 
 
 class FakeEnvironment:
