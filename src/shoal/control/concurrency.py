@@ -23,11 +23,11 @@ class ConcurrencyService:
         return UNRESERVED_MINIMUM if self.account_limit > UNRESERVED_MINIMUM else min(10, self.account_limit)
 
     def reserved_total(self, account_id: str, *, except_function: str | None = None) -> int:
-        return sum(
-            c.reserved_concurrency or 0
-            for c in self.catalog.all(account_id)
-            if c.version == LATEST and c.name != except_function
-        )
+        total = self.catalog.reserved_total(account_id)
+        if except_function is not None:
+            latest = self.catalog.get(account_id, except_function, LATEST)
+            total -= (latest.reserved_concurrency or 0) if latest is not None else 0
+        return total
 
     def get(self, account_id: str, ref: FunctionRef) -> int | None:
         return self.functions.get(account_id, FunctionRef(ref.name, ref.account_id)).reserved_concurrency

@@ -152,7 +152,7 @@ class FunctionService:
                 "CodeSizeZipped": ZIP_LIMIT,
                 "ConcurrentExecutions": self.account_limit,
                 "UnreservedConcurrentExecutions": self.account_limit
-                - sum(c.reserved_concurrency or 0 for c in configs if c.version == LATEST),
+                - self.catalog.reserved_total(account_id),
             },
             "AccountUsage": {
                 "TotalCodeSize": sum(code_keys.values()),

@@ -42,11 +42,8 @@ class ConcurrencyLimiter:
         self.account_limit = account_limit
         self.stats = ConcurrencyStats()
 
-    def reserved_total(self, account_id: str) -> int:
-        return sum(c.reserved_concurrency or 0 for c in self.catalog.all(account_id) if c.version == LATEST)
-
     def unreserved_capacity(self, account_id: str) -> int:
-        return self.account_limit - self.reserved_total(account_id)
+        return self.account_limit - self.catalog.reserved_total(account_id)
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
         if request.invocation_type is InvocationType.DRY_RUN:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from shoal.core.arns import LATEST
 from shoal.core.types import Alias, FunctionConfig, Policy
 from shoal.store.protocols import FunctionStore
 
@@ -25,9 +26,14 @@ class FunctionCatalog:
         self._policies: dict[Key, Policy] = {}
         self._listeners: list[Listener] = []
         self._function_listeners: list[Callable[[str, str], None]] = []
+        # per account, the concurrency its functions reserve: read on every invoke, kept up to date here
+        self._reserved: dict[str, int] = {}
 
     def load(self) -> None:
         self._configs = {(c.account_id, c.name, c.version): c for c in self.store.list()}
+        self._reserved = {}
+        for config in self._configs.values():
+            self._reserve(config, 1)
         self._aliases = {(a.account_id, a.function_name, a.name): a for a in self.store.list_aliases()}
         self._policies = {(p.account_id, p.function_name, p.qualifier): p for p in self.store.list_policies()}
 
@@ -51,6 +57,15 @@ class FunctionCatalog:
     def all(self, account_id: str | None = None) -> list[FunctionConfig]:
         return [c for c in self._configs.values() if account_id is None or c.account_id == account_id]
 
+    def reserved_total(self, account_id: str) -> int:
+        """The concurrency the account's functions reserve, together (a dict lookup)."""
+        return self._reserved.get(account_id, 0)
+
+    def _reserve(self, config: FunctionConfig, sign: int) -> None:
+        if config.version == LATEST and config.reserved_concurrency:
+            total = self._reserved.get(config.account_id, 0) + sign * config.reserved_concurrency
+            self._reserved[config.account_id] = total
+
     # Writes run the store call in a worker thread and then update memory on the event loop, so listeners
     # (which touch asyncio objects) always run on the loop.
 
@@ -69,7 +84,9 @@ class FunctionCatalog:
     async def delete(self, account_id: str, name: str, version: str | None = None) -> list[FunctionConfig]:
         deleted = await asyncio.to_thread(self.store.delete, account_id, name, version)
         for config in deleted:
-            self._configs.pop((config.account_id, config.name, config.version), None)
+            held = self._configs.pop((config.account_id, config.name, config.version), None)
+            if held is not None:
+                self._reserve(held, -1)
             self._notify(config, True)
         if version is None:
             for table in (self._aliases, self._policies):
@@ -113,7 +130,12 @@ class FunctionCatalog:
             self._policies.pop(key, None)
 
     def _set(self, config: FunctionConfig) -> None:
-        self._configs[(config.account_id, config.name, config.version)] = config
+        key = (config.account_id, config.name, config.version)
+        held = self._configs.get(key)
+        if held is not None:
+            self._reserve(held, -1)
+        self._configs[key] = config
+        self._reserve(config, 1)
         self._notify(config, False)
 
     def _notify(self, config: FunctionConfig, deleted: bool) -> None:
