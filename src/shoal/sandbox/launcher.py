@@ -576,15 +576,16 @@ def _immortalize() -> None:
     ):
         return
     immortal = 0xFFFFFFFF  # _Py_IMMORTAL_REFCNT on 64-bit builds: the low 32 bits negative as an int32
-    seen = set()
+    # an object already immortal is not visited again: the mark is the visited set, which would otherwise
+    # take ~3 MB (an int per object) that stays in the fork-server's heap, and is copied with its page
+    # tables into every environment
     todo = gc.get_objects()
     while todo:
         obj = todo.pop()
-        address = id(obj)
-        if address in seen:
+        count = ctypes.c_ssize_t.from_address(id(obj))
+        if count.value & 0x80000000:
             continue
-        seen.add(address)
-        ctypes.c_ssize_t.from_address(address).value = immortal
+        count.value = immortal
         todo.extend(gc.get_referents(obj))
 
 
