@@ -95,28 +95,42 @@ class Slot:
     def peak_memory_mb(self) -> int:
         """Read on every invocation (REPORT's Max Memory Used): one ``pread`` of a descriptor kept open."""
         try:
-            return max(1, -(-int(os.pread(_kept_fd(self._peak_path(), os.O_RDONLY), 32, 0)) // (1024 * 1024)))
+            return max(1, -(-int(os.pread(_kept_fd(self._peak_path, os.O_RDONLY), 32, 0)) // (1024 * 1024)))
         except (OSError, ValueError):
             return 0
 
+    @functools.cached_property
     def _peak_path(self) -> str:
         if self.version == 2:
             return str(self.paths["unified"] / "memory.peak")
         return str(self.paths["memory"] / "memory.max_usage_in_bytes")
 
     def oom_kills(self) -> int:
-        if self.version == 2:
-            path, key = self.paths["unified"] / "memory.events", "oom_kill"
-        else:
-            path, key = self.paths["memory"] / "memory.oom_control", "oom_kill"
+        """Read when an environment starts and when it fails: one ``pread`` of a descriptor kept open."""
         try:
-            for line in path.read_text().splitlines():
+            for line in os.pread(_kept_fd(self._oom_path, os.O_RDONLY), 4096, 0).decode().splitlines():
                 k, _, v = line.partition(" ")
-                if k == key:
+                if k == "oom_kill":
                     return int(v)
         except (OSError, ValueError):
             pass
         return 0
+
+    @functools.cached_property
+    def _oom_path(self) -> str:
+        if self.version == 2:
+            return str(self.paths["unified"] / "memory.events")
+        return str(self.paths["memory"] / "memory.oom_control")
+
+    def open_files(self) -> None:
+        """Work out the slot's paths and open the files the server uses on its loop (call from a worker
+        thread, when the slot is made): from then on the loop reads and writes them without a path walk."""
+        self.procs_files()  # (their paths: cached properties, worked out here once)
+        if self.version == 1:
+            self.limit_writes(0, 0)
+        for path, flags in ((self._peak_path, os.O_RDONLY), (self._oom_path, os.O_RDONLY)):
+            _kept_fd(path, flags)
+        _kept_fd(self._quota_path, os.O_WRONLY)
 
     def pids(self) -> list[int]:
         try:
@@ -170,7 +184,7 @@ class Slot:
                 _write(self.paths["memory"] / "memory.max_usage_in_bytes", "0")
 
     def remove(self) -> None:
-        for kept in (self._peak_path(), self._quota_path):
+        for kept in (self._peak_path, self._oom_path, self._quota_path):
             fd = _KEPT_FDS.pop(kept, None)
             if fd is not None:
                 os.close(fd)
@@ -259,7 +273,7 @@ class CgroupPool:
         slot = Slot(name, paths, self.version)
         if self.version == 1:  # the quota is per this period from now on (cpu.max says both in v2)
             _write(paths["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
-        _kept_fd(slot._quota_path, os.O_WRONLY)  # opened here, in a worker thread: see the module docstring
+        slot.open_files()  # here, in a worker thread: see the module docstring
         self._all.append(slot)
         return slot
 
