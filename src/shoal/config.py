@@ -139,7 +139,7 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
         "Ask the kernel (Linux 6.0+) to favour moving processes between cgroups over forks and exits, "
         "as its favordynmods mount option does: a stem's cgroup join no longer waits out an RCU grace "
-        "period (10-25 ms) after the host was idle; hosts-wide, and on 6.18+ until reboot "
+        "period (10-25 ms) after the host was idle; host-wide, and on 6.18+ until reboot "
         "(docs/sandbox.md; namespace sandbox).",
         "BOOL",
     ),
