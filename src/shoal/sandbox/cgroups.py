@@ -17,6 +17,7 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "cpu", "pids")
@@ -38,6 +39,12 @@ def _kept_fd(path: str, flags: int) -> int:
     if fd is None:
         fd = _KEPT_FDS[path] = os.open(path, flags | os.O_CLOEXEC)
     return fd
+
+
+class _LoopFiles(NamedTuple):
+    peak: str  # peak memory (read)
+    oom: str  # OOM kills (read)
+    quota: str  # CPU quota (written)
 
 
 @dataclass(frozen=True)
@@ -95,20 +102,15 @@ class Slot:
     def peak_memory_mb(self) -> int:
         """Read on every invocation (REPORT's Max Memory Used): one ``pread`` of a descriptor kept open."""
         try:
-            return max(1, -(-int(os.pread(_kept_fd(self._peak_path, os.O_RDONLY), 32, 0)) // (1024 * 1024)))
+            peak = os.pread(_kept_fd(self._loop_files.peak, os.O_RDONLY), 32, 0)
+            return max(1, -(-int(peak) // (1024 * 1024)))
         except (OSError, ValueError):
             return 0
-
-    @functools.cached_property
-    def _peak_path(self) -> str:
-        if self.version == 2:
-            return str(self.paths["unified"] / "memory.peak")
-        return str(self.paths["memory"] / "memory.max_usage_in_bytes")
 
     def oom_kills(self) -> int:
         """Read when an environment starts and when it fails: one ``pread`` of a descriptor kept open."""
         try:
-            for line in os.pread(_kept_fd(self._oom_path, os.O_RDONLY), 4096, 0).decode().splitlines():
+            for line in os.pread(_kept_fd(self._loop_files.oom, os.O_RDONLY), 4096, 0).decode().splitlines():
                 k, _, v = line.partition(" ")
                 if k == "oom_kill":
                     return int(v)
@@ -117,10 +119,17 @@ class Slot:
         return 0
 
     @functools.cached_property
-    def _oom_path(self) -> str:
+    def _loop_files(self) -> _LoopFiles:
+        """The files the server uses on its event loop, through descriptors kept open (:func:`_kept_fd`)."""
         if self.version == 2:
-            return str(self.paths["unified"] / "memory.events")
-        return str(self.paths["memory"] / "memory.oom_control")
+            d = self.paths["unified"]
+            return _LoopFiles(str(d / "memory.peak"), str(d / "memory.events"), str(d / "cpu.max"))
+        memory = self.paths["memory"]
+        return _LoopFiles(
+            str(memory / "memory.max_usage_in_bytes"),
+            str(memory / "memory.oom_control"),
+            str(self.paths["cpu"] / "cpu.cfs_quota_us"),
+        )
 
     def open_files(self) -> None:
         """Work out the slot's paths and open the files the server uses on its loop (call from a worker
@@ -128,9 +137,9 @@ class Slot:
         self.procs_files()  # (their paths: cached properties, worked out here once)
         if self.version == 1:
             self.limit_writes(0, 0)
-        for path, flags in ((self._peak_path, os.O_RDONLY), (self._oom_path, os.O_RDONLY)):
+        files = self._loop_files
+        for path, flags in ((files.peak, os.O_RDONLY), (files.oom, os.O_RDONLY), (files.quota, os.O_WRONLY)):
             _kept_fd(path, flags)
-        _kept_fd(self._quota_path, os.O_WRONLY)
 
     def pids(self) -> list[int]:
         try:
@@ -149,13 +158,7 @@ class Slot:
         self._write_quota(f"max {CPU_PERIOD_US}" if self.version == 2 else "-1")
 
     def _write_quota(self, value: str) -> None:
-        os.write(_kept_fd(self._quota_path, os.O_WRONLY), value.encode())
-
-    @functools.cached_property
-    def _quota_path(self) -> str:
-        if self.version == 2:
-            return str(self.paths["unified"] / "cpu.max")
-        return str(self.paths["cpu"] / "cpu.cfs_quota_us")
+        os.write(_kept_fd(self._loop_files.quota, os.O_WRONLY), value.encode())
 
     def raise_memory_limit(self, memory_mb: int) -> None:
         """A higher memory limit (a snapshot's cgroup keeps what its copies touched before they left it)."""
@@ -181,10 +184,10 @@ class Slot:
         self.clear_cpu_quota()
         if self.version == 1:
             with contextlib.suppress(OSError):
-                _write(self.paths["memory"] / "memory.max_usage_in_bytes", "0")
+                _write(self._loop_files.peak, "0")  # memory.max_usage_in_bytes
 
     def remove(self) -> None:
-        for kept in (self._peak_path, self._oom_path, self._quota_path):
+        for kept in self._loop_files:
             fd = _KEPT_FDS.pop(kept, None)
             if fd is not None:
                 os.close(fd)

@@ -1,9 +1,9 @@
 """The privileged launcher: set up one environment's isolation, then exec its runtime.
 
 A separate program that imports only the standard library and nothing from ``shoal``; the server never
-calls ``unshare``, ``mount`` or writes cgroup files on its event loop. It runs as a small daemon
-(``python -I -S launcher.py --serve FD``, FD being its control socket), started once, so that a new
-environment costs a fork instead of an interpreter start (~25 ms here). For each request (the spec
+calls ``unshare`` or ``mount``, and writes no cgroup file on its event loop but a slot's CPU quota. It runs
+as a small daemon (``python -I -S launcher.py --serve FD``, FD being its control socket), started once, so
+that a new environment costs a fork instead of an interpreter start (~25 ms here). For each request (the spec
 as ``marshal`` bytes, which is built in where ``json`` would cost ~19 ms of import, plus the environment's
 output pipe and report socket as file descriptors) it forks, with one ``clone``, PID 1 of new mount, PID,
 IPC and UTS namespaces (and network when the function has no network) as a child of the server (a sibling
@@ -680,9 +680,11 @@ def serve(
     if preload:
         _preload(preload)
     host_ns = os.open("/proc/self/ns/mnt", os.O_RDONLY)  # for stems: where their functions' code is
-    templates: dict[bytes, str | None] | None = {} if workspace and _private_workspace(workspace) else None
-    if templates is not None and favor_dynmods:
-        _favor_dynmods(workspace)  # type: ignore[arg-type]  # (templates: the workspace is set)
+    templates: dict[bytes, str | None] | None = None  # by stem kind: its shared root, None if it failed
+    if workspace and _private_workspace(workspace):
+        templates = {}
+        if favor_dynmods:
+            _favor_dynmods(workspace)
     tid_address = _glibc_tid_address()
     channel = socket.socket(fileno=control)
     while True:

@@ -459,7 +459,7 @@ class NamespaceBackend:
         need_listener = self.private_network
 
         def complete(lines: list[bytes], fds: list[int]) -> bool:
-            started = b"S" in lines and any(line.startswith(b"P") for line in lines)
+            started = b"S" in lines and bool(_reported_pid(lines))
             return started and (bool(fds) or not need_listener)
 
         lines: list[bytes] = []
@@ -491,7 +491,7 @@ class NamespaceBackend:
                 self.uids.give_back(uid)
             await asyncio.to_thread(shutil.rmtree, work_dir, True)
             raise
-        pid = next(int(line[1:]) for line in lines if line.startswith(b"P"))
+        pid = _reported_pid(lines)
         listener = socket.socket(fileno=fds[0]) if fds else None
         os.set_blocking(out_r, False)
         return Stem(pid, out_r, report, slot, listener, work_dir, uid)
@@ -615,11 +615,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _discard_stem(stem: Stem, cgroups: CgroupPool, uids: UidAllocator) -> None:
+def _end(pid: int) -> None:
+    """Kill and reap a stem's PID 1 (the server's child)."""
     with contextlib.suppress(ProcessLookupError):
-        os.kill(stem.pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(stem.pid, 0)
+        os.waitpid(pid, 0)
+
+
+def _discard_stem(stem: Stem, cgroups: CgroupPool, uids: UidAllocator) -> None:
+    _end(stem.pid)
     stem.report.close()
     os.close(stem.out_r)
     if stem.listener is not None:
@@ -668,7 +673,7 @@ def _abandon_stem(report: socket.socket, lines: list[bytes] | None) -> None:
     child — and close its report socket. ``lines``: what was read of its report, None if no request went out.
     Its pid may not have been read yet: it comes first, right after the daemon's ``clone`` (waited for up
     to 2 s)."""
-    pid = next((int(line[1:]) for line in lines or () if line.startswith(b"P")), 0)
+    pid = _reported_pid(lines or [])
     if not pid and lines is not None:
         report.setblocking(True)
         report.settimeout(2.0)
@@ -679,13 +684,15 @@ def _abandon_stem(report: socket.socket, lines: list[bytes] | None) -> None:
                 if not data:
                     break
                 buffer += data
-                pid = next((int(line[1:]) for line in buffer.split(b"\n")[:-1] if line.startswith(b"P")), 0)
+                pid = _reported_pid(buffer.split(b"\n")[:-1])  # (whole lines only)
     report.close()
     if pid:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+        _end(pid)
+
+
+def _reported_pid(lines: list[bytes]) -> int:
+    """The pid of PID 1 in the launcher's report (its ``P<pid>`` line), or 0."""
+    return next((int(line[1:]) for line in lines if line.startswith(b"P")), 0)
 
 
 async def _read_report(
