@@ -181,7 +181,7 @@ SETTINGS: tuple[Setting, ...] = (
         "log_group_max_bytes",
         64 * 1024 * 1024,
         int,
-        "Size bound of one log group on disk; the oldest streams are removed past it.",
+        "Size bound of one log group on disk; its oldest events go past it (an eighth of it at a time).",
         "BYTES",
     ),
     Setting(

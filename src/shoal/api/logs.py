@@ -386,15 +386,15 @@ def get_events(
     limit: int,
     from_head: bool,
 ) -> dict[str, Any]:
-    """Runs in a worker thread. Positions are indexes of events in the stream; a token is a position."""
+    """Runs in a worker thread. A token is a position in the store (stable, increasing along the stream)."""
     if not store.has_group(account, group):
         raise LogsError("ResourceNotFoundException", GROUP_NOT_FOUND)
     all_events = list(store.events(account, group, [stream]))
     if not all_events:
         raise LogsError("ResourceNotFoundException", STREAM_NOT_FOUND)
     indexed = [
-        (i, ev)
-        for i, ev in enumerate(all_events)
+        (ev.position, ev)
+        for ev in all_events
         if (start is None or ev.timestamp >= start) and (end is None or ev.timestamp < end)
     ]
     if token is not None:
@@ -402,7 +402,7 @@ def get_events(
     elif from_head:
         direction, position = "f", 0
     else:
-        direction, position = "b", len(all_events)
+        direction, position = "b", all_events[-1].position + 1
     chosen: list[tuple[int, LogEvent]] = []
     size = 0
     if direction == "f":
