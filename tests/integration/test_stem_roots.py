@@ -135,7 +135,7 @@ def test_daemons_favour_cgroup_migrations_in_their_own_namespace_as_the_server_s
 
 
 def _children() -> dict[int, str]:
-    """This process's children (pid -> state letter), alive or zombie."""
+    """This process's children (pid -> "zombie" or "alive": a live one's state letter, R or S, is timing)."""
     out = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -145,7 +145,7 @@ def _children() -> dict[int, str]:
             except OSError:
                 continue
             if int(fields[1]) == os.getpid():
-                out[int(entry)] = fields[0]
+                out[int(entry)] = "zombie" if fields[0] == "Z" else "alive"
     return out
 
 
@@ -181,3 +181,29 @@ def test_a_stem_given_up_while_it_is_made_is_ended_and_reaped(namespace_backend)
     before, free_before, after, free_after = asyncio.run(scenario())
     assert after == before  # the cancelled stem neither lives on nor stays a zombie
     assert free_after == free_before  # its slot came back
+
+
+def test_starts_waiting_for_cgroup_slots_share_batches(namespace_backend):
+    """With no free slot, the starts waiting at the time share batches made in a worker thread: each gets
+    its own slot, no more slots are made than were asked for, and a start cancelled while its batch is made
+    leaves the slot it would have had in the pool."""
+    backend = namespace_backend
+    made_before = backend.cgroups._count
+
+    async def scenario():
+        slots = await asyncio.gather(*(backend.take_slot() for _ in range(20)))
+        waiting = asyncio.ensure_future(backend.take_slot())
+        await asyncio.sleep(0)  # it has started a batch of one in a worker thread
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await backend._slot_batch  # the batch the cancelled start began goes on to its end
+        return slots
+
+    slots = asyncio.run(scenario())
+    assert len({slot.name for slot in slots}) == 20
+    assert all(all(path.is_dir() for path in slot.paths.values()) for slot in slots)
+    assert backend.cgroups._count - made_before == 21  # 20 taken, one left free by the cancelled start
+    assert len(backend.cgroups._free) == 1
+    for slot in slots:
+        backend.cgroups.give_back(slot)

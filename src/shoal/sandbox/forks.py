@@ -88,8 +88,7 @@ class ForkAdoption:
             finally:
                 os.close(out_w)
             # its cgroup while it makes its namespaces
-            cgroups = self.backend.cgroups
-            slot = cgroups.take() if not cgroups.empty else await asyncio.to_thread(cgroups.take)
+            slot = await self.backend.take_slot()
             joined = asyncio.ensure_future(asyncio.to_thread(slot.admit, pid, memory_mb, self.max_procs))
             try:
                 said = await loop.sock_recv(conn, 1)
