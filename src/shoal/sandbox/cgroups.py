@@ -82,11 +82,9 @@ class Slot:
         memsw = self.paths["memory"] / "memory.memsw.limit_in_bytes"
         return str(self.paths["memory"] / "memory.limit_in_bytes"), str(memsw) if memsw.exists() else None
 
-    def procs_files(self) -> list[str]:
-        return list(self._procs_files)
-
     @functools.cached_property
-    def _procs_files(self) -> tuple[str, ...]:
+    def procs_files(self) -> tuple[str, ...]:
+        """Each controller's ``cgroup.procs`` (written to join)."""
         return tuple(str(p / "cgroup.procs") for p in self.paths.values())
 
     def admit(self, pid: int, memory_mb: int, pids: int) -> None:
@@ -94,7 +92,7 @@ class Slot:
         itself; for a process that began elsewhere — a copy forked from a SnapStart snapshot)."""
         for path, value in self.limit_writes(memory_mb, pids):
             _write(Path(path), value)
-        for path in self.procs_files():
+        for path in self.procs_files:
             _write(Path(path), str(pid))
 
     # ---- reads (cheap virtual files; fine on the event loop) -------------------------------------------
@@ -134,9 +132,8 @@ class Slot:
     def open_files(self) -> None:
         """Work out the slot's paths and open the files the server uses on its loop (call from a worker
         thread, when the slot is made): from then on the loop reads and writes them without a path walk."""
-        self.procs_files()  # (their paths: cached properties, worked out here once)
-        if self.version == 1:
-            self.limit_writes(0, 0)
+        # the cached paths, worked out here once rather than on the loop
+        _ = self.procs_files, self._v1_memory_files if self.version == 1 else None
         files = self._loop_files
         for path, flags in ((files.peak, os.O_RDONLY), (files.oom, os.O_RDONLY), (files.quota, os.O_WRONLY)):
             _kept_fd(path, flags)

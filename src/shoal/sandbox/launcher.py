@@ -477,9 +477,8 @@ def _glibc_tid_address() -> int:
             return 0
     except (ValueError, OSError):
         return 0
-    self_ = ctypes.CDLL(None).pthread_self
-    self_.restype = ctypes.c_void_p
-    address = self_() + 0x2D0  # offsetof(struct pthread, tid) in x86-64 glibc 2.2x-2.4x
+    _libc.pthread_self.restype = ctypes.c_void_p
+    address = _libc.pthread_self() + 0x2D0  # offsetof(struct pthread, tid) in x86-64 glibc 2.2x-2.4x
     return address if ctypes.c_int.from_address(address).value == _libc.syscall(186) else 0  # gettid
 
 

@@ -441,7 +441,7 @@ class NamespaceBackend:
             "root": str(root),
             "base_binds": list(kind.base),
             "network": self.network,
-            "cgroup_procs": slot.procs_files(),
+            "cgroup_procs": slot.procs_files,
             "stem_tmp_mb": STEM_TMP_MB,
             "mountpoints": list(GRAFTED),
         }
