@@ -5,14 +5,17 @@ read-only, and the host never sees a mount of it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
+import threading
 import time
 
 import pytest
 
-from shoal.sandbox.namespace import NamespaceBackend, StemKind, _discard_stem
+from shoal.sandbox.cgroups import CgroupPool, CgroupUnavailable, _remove_instance
+from shoal.sandbox.namespace import SLOT_BATCH_MAX, NamespaceBackend, StemKind, _discard_stem
 from tests.integration.conftest import needs_namespace
 from tests.integration.test_sandbox_security import Harness, invocation, run
 
@@ -207,3 +210,28 @@ def test_starts_waiting_for_cgroup_slots_share_batches(namespace_backend):
     assert len(backend.cgroups._free) == 1
     for slot in slots:
         backend.cgroups.give_back(slot)
+
+
+def test_a_batch_of_slots_on_its_way_when_the_pool_closes_leaves_no_cgroup(namespace_backend):
+    """The server may stop while a worker thread makes a batch of slots: no slot is made once the pool is
+    closed, and the one being made then is removed with the others — no cgroup directory outlives the pool.
+    Closed at a different point of the batch each round."""
+    for round_ in range(20):
+        pool = CgroupPool(f"pid{os.getpid()}-closing-{round_}")
+
+        def batch(pool: CgroupPool = pool) -> None:
+            with contextlib.suppress(CgroupUnavailable):  # the close stopped it
+                pool.prepare(SLOT_BATCH_MAX)
+
+        worker = threading.Thread(target=batch)
+        worker.start()
+        deadline = time.monotonic() + 10
+        while pool._count < 1 + round_ % 8 and time.monotonic() < deadline:  # the batch is under way
+            pass
+        pool.close()
+        worker.join(10)
+        left = [base for base in pool.bases.values() if base.exists()]
+        for base in left:  # (what a failure left, removed all the same)
+            _remove_instance(base)
+        assert not worker.is_alive()
+        assert not left, f"round {round_}: {left}"

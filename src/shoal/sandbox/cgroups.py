@@ -15,6 +15,7 @@ import functools
 import hashlib
 import os
 import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -229,6 +230,7 @@ class CgroupPool:
         self._all: list[Slot] = []
         self._count = 0
         self._closed = False
+        self._lock = threading.Lock()  # making a slot and closing the pool exclude each other
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> CgroupPool:
@@ -261,21 +263,21 @@ class CgroupPool:
             self._free.append(self._create())
 
     def _create(self) -> Slot:
-        if self._closed:  # a stem still on its way when the server stopped: no slot outlives the pool
-            raise CgroupUnavailable("the cgroup pool is closed")
-        self._count += 1
-        name = f"slot-{os.getpid()}-{self._count}"
-        paths = {}
-        for controller, base in self.bases.items():
-            path = base / name
-            path.mkdir(parents=True, exist_ok=True)
-            paths[controller] = path
-        slot = Slot(name, paths, self.version)
-        if self.version == 1:  # the quota is per this period from now on (cpu.max says both in v2)
-            _write(paths["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
-        slot.open_files()  # here, in a worker thread: see the module docstring
-        self._all.append(slot)
-        return slot
+        # never while close() runs (a batch of slots may be on its way in a worker thread as the server
+        # stops): a slot is either made before and removed by close(), or not made at all
+        with self._lock:
+            if self._closed:
+                raise CgroupUnavailable("the cgroup pool is closed")
+            self._count += 1
+            name = f"slot-{os.getpid()}-{self._count}"
+            slot = Slot(name, {c: base / name for c, base in self.bases.items()}, self.version)
+            self._all.append(slot)  # before its directories: close() removes whatever of them was made
+            for path in slot.paths.values():
+                path.mkdir(parents=True, exist_ok=True)
+            if self.version == 1:  # the quota is per this period from now on (cpu.max says both in v2)
+                _write(slot.paths["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+            slot.open_files()  # here, in a worker thread: see the module docstring
+            return slot
 
     @property
     def empty(self) -> bool:
@@ -299,15 +301,16 @@ class CgroupPool:
 
     def close(self) -> None:
         """Remove every slot this pool made (killing anything still in one) and the instance directory."""
-        self._closed = True
-        for slot in self._all:
-            slot.kill_all()
-            slot.remove()
-        self._all.clear()
-        self._free.clear()
-        for base in self.bases.values():
-            with contextlib.suppress(OSError):
-                base.rmdir()
+        with self._lock:
+            self._closed = True
+            for slot in self._all:
+                slot.kill_all()
+                slot.remove()
+            self._all.clear()
+            self._free.clear()
+            for base in self.bases.values():
+                with contextlib.suppress(OSError):
+                    base.rmdir()
 
 
 def _detect(instance: str) -> tuple[int, dict[str, Path]]:
