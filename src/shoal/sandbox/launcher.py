@@ -14,8 +14,9 @@ the system directories, ``/var/task``, ``/var/runtime`` and the runtime's own di
 ``/proc``, a small ``/dev``, a private ``/tmp`` of ``EphemeralStorage`` size), ``pivot_root``s into it,
 drops to the environment's own uid/gid with no supplementary groups, sets ``no_new_privs`` and the rlimits,
 and ``exec``s the runtime. A stem cell (PID 1 made ahead of its function) does not build the shared part
-of that root: the daemon keeps one per kind of stem, built once in a private mount namespace of its own
-(``--workspace``), and the ``clone`` copies it.
+of that root: the daemon keeps one per kind of stem, built once (under ``--workspace``) as the root of a
+mount namespace that holds nothing else, and clones the stem in that namespace: the stem starts inside its
+copy of the root, with no ``pivot_root`` of its own.
 
 A set-up failure in PID 1 exits 125 with the reason on stderr (the environment's log). ``--probe ROOT``
 checks that the host allows all of this.
@@ -167,9 +168,9 @@ def _build_shared(root: str, base_binds: Iterable[tuple[str, str]]) -> None:
 
 
 def _make_template(where: str, base_binds: Iterable[tuple[str, str]], mountpoints: Iterable[str]) -> None:
-    """In the daemon's own mount namespace: the root every stem of a kind shares, sealed read-only, with
-    empty directories where each stem mounts its own ``/proc``, ``/tmp`` and ``/dev/shm`` and where its
-    function's directories are grafted. A stem's ``clone`` copies it (a copy of its mounts, not a build)."""
+    """The root every stem of a kind shares, sealed read-only, with empty directories where each stem mounts
+    its own ``/proc``, ``/tmp`` and ``/dev/shm`` and where its function's directories are grafted. A stem's
+    copies it (a copy of its mounts, not a build): see :func:`_template_namespace`."""
     os.mkdir(where, 0o755)
     _build_shared(where, base_binds)
     for inside in ("/proc", "/tmp", "/dev/shm", *mountpoints):
@@ -178,11 +179,36 @@ def _make_template(where: str, base_binds: Iterable[tuple[str, str]], mountpoint
     _mount(None, where, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4m,mode=755")
 
 
-def _enter_template(template: str, spec: dict) -> None:  # type: ignore[type-arg]
-    """A stem's own parts on its copy of its kind's shared root (:func:`_make_template`, sealed already),
-    then into it."""
-    _own_parts(template, spec["stem_tmp_mb"])
-    _pivot(template)
+def _template_namespace(where: str, base_binds: Iterable[tuple[str, str]], mountpoints: Iterable[str]) -> int:
+    """A mount namespace whose root is a kind's shared root (:func:`_make_template`) and nothing else: the
+    daemon makes it once, from its own, and comes back. A stem enters it and unshares (:func:`_child`): it
+    copies just that root and is inside it. A stem that ``pivot_root``ed into a copy of the daemon's
+    namespace instead paid a walk of every process on the host (``chroot_fs_refs``: ~2 % of a burst's CPU
+    with 500 environments alive, and growing with them), copying and then detaching the daemon's other
+    mounts (an expedited RCU grace period). Answers the namespace's descriptor; raises with the daemon back
+    in its own namespace."""
+    own = os.open("/proc/self/ns/mnt", os.O_RDONLY)
+    try:
+        _check(_libc.unshare(CLONE_NEWNS), "unshare")
+        try:
+            namespace = os.open("/proc/self/ns/mnt", os.O_RDONLY)
+            try:
+                _make_template(where, base_binds, mountpoints)
+                _pivot(where)
+            except BaseException:
+                os.close(namespace)
+                raise
+        finally:
+            _check(_libc.setns(own, CLONE_NEWNS), "setns(daemon)")
+    finally:
+        os.close(own)
+    return namespace
+
+
+def _enter_template(spec: dict) -> None:  # type: ignore[type-arg]
+    """A stem started inside its copy of its kind's shared root (:func:`_template_namespace`, sealed
+    already): its own parts on it."""
+    _own_parts("", spec["stem_tmp_mb"])
     _copy_ahead()
 
 
@@ -287,21 +313,25 @@ def _child(spec: dict) -> None:  # type: ignore[type-arg]
     report = spec["report_fd"]
     for path in spec["cgroup_procs"]:
         _write(path, "0")  # join: only the runtime's memory is charged from here on
-    template = spec.get("template")
-    if not template:  # (a copy of the daemon's own namespace is private already)
+    template = spec.get("template")  # its kind's shared root: a mount namespace's descriptor
+    if template is not None:  # into a copy of it, from the daemon's namespace (the clone made none)
+        _check(_libc.setns(template, CLONE_NEWNS), "setns(template)")
+        os.close(template)
+        _check(_libc.unshare(CLONE_NEWNS), "unshare")
+    else:  # (a copy of the daemon's own namespace is private already)
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
     if not spec["network"]:
         _loopback_up()
         _send_listener(report)
     os.set_inheritable(report, False)  # closed by a successful exec: the server reads EOF
-    if template:
-        _enter_template(template, spec)
+    if template is not None:
+        _enter_template(spec)
     else:
         _build_base(spec)
     if spec.get("standby"):
         _standby(spec, report)
     if spec.get("stem"):  # a stem cell: wait, its root entered, for the environment it will become
-        if not template:
+        if template is None:
             _seal_ahead(spec)
         os.write(report, b"S\n")
         spec = {**spec, **_read_spec(report)}
@@ -505,10 +535,14 @@ def _clone(flags: int, tid_address: int) -> int:
     return pid  # type: ignore[no-any-return]
 
 
-def launch(spec: dict, host_ns: int, template: str | None) -> None:  # type: ignore[type-arg]
-    """PID 1 of the new namespaces, just cloned: the limits, then the environment. Never returns."""
+def launch(spec: dict, host_ns: int, template: int | None) -> None:  # type: ignore[type-arg]
+    """PID 1 of the new namespaces, just cloned (a stem of a kind with a shared root: ``template``, the
+    descriptor of :func:`_template_namespace`'s, still in the daemon's): the limits, then the environment.
+    Never returns."""
     try:
-        if template and spec.get("stem") and not spec.get("standby"):
+        if template is not None:
+            if not spec.get("stem") or spec.get("standby"):  # (no host directory to build a root from)
+                raise OSError("a kind's shared root is for stem cells only")
             spec["template"] = template
         if spec.get("standby") or spec.get("stem"):  # kept by PID 1 to graft the function's directories in
             spec["host_ns"] = host_ns
@@ -656,8 +690,9 @@ def _favor_dynmods(workspace: str) -> None:
     ``favordynmods`` option. While any hierarchy has it, the lock every migration takes for writing is
     kept in its writers' mode, so a join no longer waits out an RCU grace period after the host was idle
     (10-25 ms here); from Linux 6.18 migrations of whole processes take a per-process lock instead, which
-    stays so until reboot. The mount lives as long as this namespace; stems drop their copy when they
-    pivot. Best effort: without it (Linux < 6.0, no cgroup v1) only the first join after idle is slow."""
+    stays so until reboot. The mount lives as long as this namespace; the kinds' namespaces (which stems
+    copy) drop theirs when they pivot into their shared roots. Best effort: without it (Linux < 6.0, no
+    cgroup v1) only the first join after idle is slow."""
     where = f"{workspace}/cgroup-dynmods"
     try:
         os.mkdir(where, 0o700)
@@ -679,7 +714,8 @@ def serve(
     if preload:
         _preload(preload)
     host_ns = os.open("/proc/self/ns/mnt", os.O_RDONLY)  # for stems: where their functions' code is
-    templates: dict[bytes, str | None] | None = None  # by stem kind: its shared root, None if it failed
+    # by stem kind: a mount namespace rooted at its shared root (None if making it failed)
+    templates: dict[bytes, int | None] | None = None
     if workspace and _private_workspace(workspace):
         templates = {}
         if favor_dynmods:
@@ -704,12 +740,13 @@ def serve(
                 where = f"{workspace}/{len(templates)}"
                 try:
                     base_binds, mountpoints = marshal.loads(kind)
-                    _make_template(where, base_binds, mountpoints)
-                    templates[kind] = where
+                    templates[kind] = _template_namespace(where, base_binds, mountpoints)
                 except (OSError, ValueError, TypeError, EOFError) as exc:
                     os.write(2, f"shoal launcher: stems of a kind build their own roots: {exc}\n".encode())
                     templates[kind] = None
             template = templates[kind]
+        if template is not None:  # the stem copies its kind's namespace instead (:func:`_child`)
+            flags &= ~CLONE_NEWNS
         try:
             pid = _clone(flags, tid_address)
         except OSError as exc:  # the server reads EOF without a pid, and this on the environment's output
@@ -717,6 +754,9 @@ def serve(
             pid = -1
         if pid == 0:
             channel.close()
+            for namespace in (templates or {}).values():  # the daemon's, never an environment's
+                if namespace is not None and namespace != template:
+                    os.close(namespace)
             os.dup2(out_fd, 1)
             os.dup2(out_fd, 2)
             null = os.open("/dev/null", os.O_RDONLY)
