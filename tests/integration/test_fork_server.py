@@ -150,7 +150,8 @@ def _children(pid: int) -> list[int]:
 def test_pid_1_is_the_servers_child_and_a_true_fork(harness, runtime):
     """The launcher daemon clones PID 1 of the new namespaces straight as the server's child (``clone`` with
     ``CLONE_PARENT``, not ``os.fork``): the daemon keeps no child, and PID 1 is what ``os.fork`` would have
-    made — the interpreter's fork hooks run (threads work), glibc's thread id its own (1), not the daemon's."""
+    made — the interpreter's fork hooks run (threads work), glibc's thread id its own (1), not the
+    daemon's."""
     from shoal.sandbox import launcher
 
     env = harness.environment(THREADS, runtime=runtime)
@@ -170,3 +171,73 @@ def test_pid_1_is_the_servers_child_and_a_true_fork(harness, runtime):
     assert len(got["worker"]) == 1 and got["worker"][0] != 1
     if launcher._glibc_tid_address():
         assert got["glibc_tid"] == 1
+
+
+LEARN = r"""
+import ctypes, json, os, sys
+
+sys.path.insert(0, sys.argv[1])
+import launcher
+
+page = os.sysconf("SC_PAGE_SIZE")
+buffer = bytearray(page * 64)
+base = ctypes.addressof((ctypes.c_char * len(buffer)).from_buffer(buffer))
+first = (base + page - 1) // page * page  # 60 whole pages of the buffer from here
+for k in range(60):
+    buffer[first - base + k * page] = 1  # present in this process before any fork
+
+
+def rehearse():
+    for k in (3, 4, 5):
+        buffer[first - base + k * page] = 2
+
+
+def exclusive(address):
+    with open("/proc/self/pagemap", "rb", buffering=0) as pagemap:
+        pagemap.seek(address // page * 8)
+        entry = int.from_bytes(pagemap.read(8), "little")
+    return bool(entry >> 63 and entry >> 56 & 1)
+
+
+ranges = launcher._learn_writes(rehearse)
+pages = [a for s, n in ranges for a in range(s, s + n, page)]
+learned = sorted((a - first) // page for a in pages if first <= a < first + 60 * page)
+launcher._PRELOADED["written"] = ranges
+reader, writer = os.pipe()
+if os.fork() == 0:  # a stem: the learned pages are its own before it writes any of them
+    before = [k for k in range(60) if exclusive(first + k * page)]
+    launcher._copy_written()
+    after = [k for k in range(60) if exclusive(first + k * page)]
+    os.write(writer, json.dumps([before, after]).encode())
+    os._exit(0)
+os.close(writer)
+before, after = json.loads(os.read(reader, 1 << 16))
+os.wait()
+kept = buffer[first - base + 3 * page]
+print(json.dumps({"learned": learned, "before": before, "after": after, "buffer": kept}))
+"""
+
+
+def test_a_fork_server_learns_the_pages_its_children_write_and_stems_copy_them_ahead(tmp_path):
+    """A throw-away child of the fork-server rehearses a start and reports the pages it made its own; a stem
+    copies those (``MADV_POPULATE_WRITE``) while it waits, so its start does not fault on each of them. Only
+    the pages the rehearsal wrote are learned, and copying them changes no byte."""
+    import subprocess
+    import sys
+
+    from shoal.sandbox import launcher
+
+    script = tmp_path / "learn.py"
+    script.write_text(LEARN)
+    done = subprocess.run(
+        [sys.executable, "-I", str(script), os.path.dirname(launcher.__file__)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert got["learned"] == [3, 4, 5]  # of the buffer's 60 pages: the rehearsal's, not the others
+    assert got["before"] == []  # a fresh fork shares every page with its parent
+    assert got["after"] == [3, 4, 5]  # copied ahead, and nothing else of the buffer
+    assert got["buffer"] == 1  # the rehearsal's writes stayed in its own process

@@ -313,6 +313,8 @@ def _child(spec: dict) -> None:  # type: ignore[type-arg]
     report = spec["report_fd"]
     for path in spec["cgroup_procs"]:
         _write(path, "0")  # join: only the runtime's memory is charged from here on
+    if spec.get("copy_ahead") and spec.get("stem") and not spec.get("standby"):
+        _copy_written()
     template = spec.get("template")  # its kind's shared root: a mount namespace's descriptor
     if template is not None:  # into a copy of it, from the daemon's namespace (the clone made none)
         _check(_libc.setns(template, CLONE_NEWNS), "setns(template)")
@@ -579,6 +581,97 @@ def _preload(path: str) -> None:
     gc.collect()
     _immortalize()
     gc.freeze()  # children do not copy the heap on their first collection
+    _PRELOADED["written"] = _learn_writes(getattr(module, "rehearse", None))
+
+
+MADV_POPULATE_WRITE = 23  # Linux 5.14
+EINVAL = 22
+
+
+def _learn_writes(rehearse: Callable[[], None] | None) -> list[tuple[int, int]]:
+    """The pages of this fork-server's memory that a child writes as it becomes an environment and serves its
+    first invocation, as (start, length) ranges: a throw-away child rehearses that (the bootstrap's
+    ``rehearse``) and reports the pages it made its own (``/proc/self/pagemap``: present and mapped by it
+    alone). A stem copies them ahead of its start (:func:`_copy_written`). Empty when there is no rehearsal,
+    it fails, or the kernel does not say."""
+    if rehearse is None:
+        return []
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(reader)
+            regions = _private_writable_regions()
+            _rehearse_environ(1)
+            rehearse()
+            _write_all(writer, marshal.dumps(_exclusive_ranges(regions)))
+            code = 0
+        except BaseException as exc:  # only an optimisation: stems then copy nothing ahead
+            os.write(2, f"shoal launcher: learning what children write failed: {exc!r}\n".encode())
+        finally:
+            os._exit(code)
+    os.close(writer)
+    chunks = []
+    while True:
+        chunk = os.read(reader, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(reader)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        return []
+    return marshal.loads(b"".join(chunks))  # type: ignore[no-any-return]
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _private_writable_regions() -> list[tuple[int, int]]:
+    """This process's private writable mappings (what a child copies on write), as (start, end)."""
+    regions = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if fields[1] == "rw-p":
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                regions.append((start, end))
+    return regions
+
+
+def _exclusive_ranges(regions: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Of ``regions``, the pages present and mapped by this process alone, coalesced into ranges."""
+    import array
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    ranges: list[tuple[int, int]] = []
+    with open("/proc/self/pagemap", "rb", buffering=0) as pagemap:
+        for start, end in regions:
+            pagemap.seek(start // page * 8)
+            entries = array.array("Q")
+            entries.frombytes(pagemap.read((end - start) // page * 8))
+            for i, entry in enumerate(entries):
+                if entry >> 63 and entry >> 56 & 1:
+                    address = start + i * page
+                    if ranges and ranges[-1][0] + ranges[-1][1] == address:
+                        ranges[-1] = (ranges[-1][0], ranges[-1][1] + page)
+                    else:
+                        ranges.append((address, page))
+    return ranges
+
+
+def _copy_written() -> None:
+    """A stem of a fork-server, in its cgroups already (they are charged for the copies): copy now, while it
+    waits for its function, the daemon's pages that its start would otherwise copy on write one fault at a
+    time (:func:`_learn_writes`): ~300 faults (~1 ms) less on a cold start's path. The pages' contents do not
+    change. A range the daemon has unmapped since is skipped; before Linux 5.14 nothing is copied ahead."""
+    for start, length in _PRELOADED.get("written", ()):
+        if _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), MADV_POPULATE_WRITE) != 0:
+            if ctypes.get_errno() == EINVAL:  # (the kernel has no such advice)
+                return
 
 
 def _rehearse_environ(rounds: int = 4) -> None:

@@ -428,9 +428,12 @@ class NamespaceBackend:
 
     # ---- stem cells ------------------------------------------------------------------------------------
 
-    async def _new_stem(self, kind: StemKind) -> Stem:
+    async def _new_stem(self, kind: StemKind, ahead: bool = False) -> Stem:
         """Fork a stem cell: namespaces, cgroup membership and the shared part of its root, made ahead; for
-        a kind with a standby runtime, that runtime too, started as the stem's own uid."""
+        a kind with a standby runtime, that runtime too, started as the stem's own uid. A stem made
+        ``ahead`` of the start that takes it (not for a start waiting now) also copies, while it waits, the
+        fork-server's pages its start would copy on write: off that start's path, where copying them ahead
+        would cost a waiting start more than faulting them as they are written."""
         slot = await self.take_slot()
         self._stem_count += 1
         work_dir = self.scratch / f"stem-{os.getpid()}-{self._stem_count}"
@@ -444,6 +447,7 @@ class NamespaceBackend:
             "cgroup_procs": slot.procs_files,
             "stem_tmp_mb": STEM_TMP_MB,
             "mountpoints": list(GRAFTED),
+            "copy_ahead": ahead,
         }
         if kind.standby is not None:
             fields.update(
@@ -528,7 +532,7 @@ class NamespaceBackend:
 
     async def _make_stem(self, kind: StemKind) -> None:
         try:
-            stem = await self._new_stem(kind)
+            stem = await self._new_stem(kind, ahead=True)
         except Exception as exc:
             if kind.standby is None:
                 raise

@@ -1160,6 +1160,11 @@ def preload():
         _stderr_line(f"shoal: the Python fork-server's rehearsal failed, forking without it: {exc!r}")
 
 
+def rehearse():
+    """One rehearsal (:func:`_rehearse`): the fork-server learns from it which of its pages a child writes."""
+    _rehearse(1)
+
+
 def _rehearse(rounds=4):
     """Run here, a few times, what every environment runs for its first invocation: a handler module
     imported from a directory of its own, the ``next`` round trip and the response's ``POST`` (against a
